@@ -1,0 +1,4 @@
+"""cifar10-kedro
+"""
+
+__version__ = "0.1"

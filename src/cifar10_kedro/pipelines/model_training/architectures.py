@@ -1,0 +1,121 @@
+"""Backend-neutral Keras 3 architectures, chosen by name from parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (32, 32, 3)
+NUM_CLASSES = 10
+
+
+def augmentation_block(params: dict[str, Any], seed: int) -> keras.Sequential:
+    """Return the random augmentation layers; Keras runs them only when training."""
+    stack: list[layers.Layer] = []
+    fill_mode = params.get("fill_mode", "nearest")
+    flips = [
+        mode
+        for mode, on in (
+            ("horizontal", params.get("horizontal_flip", False)),
+            ("vertical", params.get("vertical_flip", False)),
+        )
+        if on
+    ]
+    if flips:
+        mode = "horizontal_and_vertical" if len(flips) == 2 else flips[0]  # noqa: PLR2004
+        stack.append(layers.RandomFlip(mode, seed=seed))
+    if params.get("rotation_degrees", 0):
+        stack.append(
+            layers.RandomRotation(
+                params["rotation_degrees"] / 360.0, fill_mode=fill_mode, seed=seed + 1
+            )
+        )
+    if params.get("width_shift", 0) or params.get("height_shift", 0):
+        stack.append(
+            layers.RandomTranslation(
+                params.get("height_shift", 0.0),
+                params.get("width_shift", 0.0),
+                fill_mode=fill_mode,
+                interpolation=params.get("interpolation", "bilinear"),
+                seed=seed + 2,
+            )
+        )
+    return keras.Sequential(stack, name="augmentation")
+
+
+def notebook_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
+    """Return the notebook's layers exactly (7,385,110 parameters)."""
+    return [
+        layers.BatchNormalization(dtype=dtype),
+        layers.Conv2D(32, (3, 3), strides=(1, 1), dtype=dtype),
+        layers.BatchNormalization(dtype=dtype),
+        layers.Activation("relu", dtype=dtype),
+        layers.MaxPool2D(pool_size=(2, 2), dtype=dtype),
+        layers.Flatten(dtype=dtype),
+        layers.Dense(1024, activation="relu", dtype=dtype),
+        layers.Dropout(0.5, dtype=dtype),
+        layers.Dense(NUM_CLASSES, dtype=dtype),
+    ]
+
+
+def fast_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
+    """Return a small all-convolutional net in the style of fast CIFAR-10 recipes.
+
+    A 3x3 stem, then one group per width: conv, 2x2 max-pool, BN, ReLU, conv, BN,
+    ReLU; global max pooling into a linear head.
+    """
+    stem = params.get("stem_width", 32)
+    widths = params.get("widths", [64, 128, 256])
+
+    def conv_bn_relu(width: int, pool: bool) -> list[layers.Layer]:
+        conv = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)
+        pooled = [layers.MaxPool2D(2, dtype=dtype)] if pool else []
+        return [
+            conv,
+            *pooled,
+            layers.BatchNormalization(momentum=0.9, dtype=dtype),
+            layers.Activation("relu", dtype=dtype),
+        ]
+
+    stack: list[layers.Layer] = [layers.Rescaling(1.0 / 255.0, dtype=dtype)]
+    stack += conv_bn_relu(stem, pool=False)
+    for width in widths:
+        stack += conv_bn_relu(width, pool=True) + conv_bn_relu(width, pool=False)
+    stack += [
+        layers.GlobalMaxPooling2D(dtype=dtype),
+        layers.Dropout(params.get("dropout", 0.0), dtype=dtype),
+        layers.Dense(NUM_CLASSES, use_bias=False, dtype=dtype),
+    ]
+    return stack
+
+
+ARCHITECTURES: dict[str, Callable[[dict[str, Any], str], list[layers.Layer]]] = {
+    "notebook_cnn": notebook_cnn,
+    "fast_cnn": fast_cnn,
+}
+
+
+def assemble(
+    architecture: str, params: dict[str, Any], augmentation: keras.Sequential, dtype: str
+) -> keras.Sequential:
+    """Return uint8 input -> float cast -> augmentation -> architecture -> softmax."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"model_training.architecture is '{architecture}'; expected one of "
+            f"{sorted(ARCHITECTURES)}."
+        )
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, dtype="uint8", name="image"),
+            # Images stay uint8 until here, the batch, to keep the input pipeline light.
+            layers.Rescaling(1.0, dtype="float32", name="to_float"),
+            augmentation,
+            *ARCHITECTURES[architecture](params, dtype),
+            # Probabilities in float32 even under mixed precision, as the notebook's softmax.
+            layers.Activation("softmax", dtype="float32", name="softmax"),
+        ],
+        name=architecture,
+    )

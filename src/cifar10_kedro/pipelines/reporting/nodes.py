@@ -1,0 +1,172 @@
+"""Nodes that evaluate the best model on the test set and draw the report plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    classification_report,
+    confusion_matrix,
+    log_loss,
+)
+
+
+def predict_test(
+    model: keras.Model, x_test: np.ndarray, params: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Return test-set class probabilities: 'plain', and 'tta' (flip-averaged) if enabled."""
+    batch_size = params["batch_size"]
+    plain = np.asarray(model.predict(x_test, batch_size=batch_size, verbose=0))
+    probabilities = {"plain": plain}
+    if params.get("tta_flip", False):
+        flipped = np.asarray(
+            model.predict(x_test[:, :, ::-1, :], batch_size=batch_size, verbose=0)
+        )
+        probabilities["tta"] = (plain + flipped) / 2.0
+    return probabilities
+
+
+def _loss_and_accuracy(probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
+    labels = list(range(probabilities.shape[1]))
+    return {
+        "loss": float(log_loss(y_true, probabilities, labels=labels)),
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == y_true)),
+    }
+
+
+def evaluate_predictions(
+    probabilities: dict[str, np.ndarray], y_test: np.ndarray, class_names: list[str]
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Return (metrics, classification report table, per-image predictions table)."""
+    plain = probabilities["plain"]
+    y_pred = plain.argmax(axis=1)
+    report = classification_report(
+        y_test,
+        y_pred,
+        labels=list(range(len(class_names))),
+        target_names=class_names,
+        output_dict=True,
+        zero_division=0,
+    )
+    metrics: dict[str, Any] = {
+        "num_test_images": int(y_test.size),
+        **_loss_and_accuracy(plain, y_test),
+        "per_class": {
+            cls: {k: float(report[cls][k]) for k in ("precision", "recall", "f1-score")}
+            for cls in class_names
+        },
+        "macro_avg": {
+            k: float(report["macro avg"][k]) for k in ("precision", "recall", "f1-score")
+        },
+    }
+    if "tta" in probabilities:
+        metrics["tta_flip"] = _loss_and_accuracy(probabilities["tta"], y_test)
+    report_table = (
+        pd.DataFrame(report)
+        .drop(columns="accuracy")
+        .transpose()
+        .rename_axis("class")
+        .reset_index()
+    )
+    predictions = pd.DataFrame(
+        {
+            "index": np.arange(y_test.size),
+            "true_label": y_test.astype(int),
+            "predicted_label": y_pred,
+            "confidence": plain.max(axis=1),
+            "true_class": [class_names[i] for i in y_test],
+            "predicted_class": [class_names[i] for i in y_pred],
+        }
+    )
+    return metrics, report_table, predictions
+
+
+def _best_epoch(history: pd.DataFrame) -> int:
+    return int(history.loc[history["val_accuracy"].idxmax(), "epoch"])
+
+
+def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(history["epoch"], history[column], marker="o", label=f"train {label}")
+    ax.plot(history["epoch"], history[f"val_{column}"], marker="o", label=f"validation {label}")
+    best = _best_epoch(history)
+    ax.axvline(best, color="grey", linestyle="--", label=f"best epoch ({best})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.set_title(f"{label.capitalize()} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(history: pd.DataFrame) -> tuple[Figure, Figure]:
+    """Return the loss and accuracy curves, train and validation, best epoch marked."""
+    return _curve(history, "loss", "loss"), _curve(history, "accuracy", "accuracy")
+
+
+def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> Figure:
+    """Return the test confusion matrix as counts and row-normalised heatmaps."""
+    labels = list(range(len(class_names)))
+    counts = confusion_matrix(
+        predictions["true_label"], predictions["predicted_label"], labels=labels
+    )
+    normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(17, 7.5))
+    for ax, data, fmt, title in (
+        (axes[0], counts, "d", "counts"),
+        (axes[1], normalised, ".2f", "row-normalised (recall per class)"),
+    ):
+        sns.heatmap(
+            data,
+            annot=True,
+            fmt=fmt,
+            cmap="Blues",
+            xticklabels=class_names,
+            yticklabels=class_names,
+            square=True,
+            cbar=True,
+            ax=ax,
+        )
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(f"Confusion matrix, {title}")
+        ax.tick_params(axis="x", rotation=45)
+        ax.tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confident_mistakes(
+    x_test: np.ndarray, predictions: pd.DataFrame, class_names: list[str], count: int
+) -> Figure:
+    """Return a grid of the ``count`` test images misclassified with most confidence."""
+    wrong = predictions[predictions["true_label"] != predictions["predicted_label"]]
+    worst = wrong.sort_values("confidence", ascending=False).head(count)
+    columns = 5
+    rows = max(1, int(np.ceil(len(worst) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.flat, worst.iterrows(), strict=False):
+        ax.imshow(x_test[int(row["index"])])
+        ax.set_title(
+            f"true: {class_names[int(row['true_label'])]}\n"
+            f"pred: {class_names[int(row['predicted_label'])]} ({row['confidence']:.0%})",
+            fontsize=9,
+        )
+    if worst.empty:
+        axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    fig.suptitle("Most confident mistakes on the test set", fontsize=13)
+    fig.tight_layout()
+    return fig
