@@ -1,0 +1,33 @@
+"""Shared test set-up: quiet TensorFlow, no telemetry, paths to the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_jpeg_archive() -> Path:
+    """The complete CIFAR-10 JPEG tree beside the checkout (see ../shared/data/README.md)."""
+    path = Path(os.environ.get("CIFAR10_RAW_PATH", SHARED_DATA / "cifar10-jpeg.tar.gz"))
+    if not path.exists():
+        pytest.fail(f"CIFAR-10 not found at {path}; set CIFAR10_RAW_PATH.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lossless_subset() -> Path:
+    """Real, exact CIFAR-10 test images for building official-format archives."""
+    path = SHARED_DATA / "lossless-test-subset" / "cifar10_test_first1017_lossless.npz"
+    if not path.exists():
+        pytest.fail(f"Lossless CIFAR-10 subset not found at {path}.")
+    return path
