@@ -1,4 +1,3 @@
-"""cifar10-kedro
-"""
+"""cifar10-kedro"""
 
 __version__ = "0.1"

@@ -66,12 +66,22 @@ def download(url: str, target: Path, md5: str | None) -> None:
     download never leaves a file that looks complete.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=target.name + ".", suffix=".part"
+    )
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=60) as response,
+        ):  # noqa: S310
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {target.name}") as bar:
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=f"Downloading {target.name}",
+            ) as bar:
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
@@ -106,7 +116,9 @@ def _decode_image(name: str, payload: bytes) -> np.ndarray:
                 )
             return np.asarray(image, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"Image '{name}' cannot be read as PNG or JPEG: {exc}") from exc
+        raise DatasetError(
+            f"Image '{name}' cannot be read as PNG or JPEG: {exc}"
+        ) from exc
 
 
 def _split_and_class(parts: tuple[str, ...]) -> tuple[str, str] | None:
@@ -217,7 +229,9 @@ class CIFAR10Dataset(AbstractDataset[None, dict[str, Any]]):
         try:
             tar = tarfile.open(path, "r:*")
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DatasetError(f"'{path}' is not a readable .tar.gz archive: {exc}") from exc
+            raise DatasetError(
+                f"'{path}' is not a readable .tar.gz archive: {exc}"
+            ) from exc
         with tar:
             return self._load_archive(tar)
 
@@ -276,8 +290,12 @@ class CIFAR10Dataset(AbstractDataset[None, dict[str, Any]]):
             xs, ys = [], []
             for name in names:
                 if name not in batches:
-                    raise DatasetError(f"'{path}' lacks the batch 'cifar-10-batches-py/{name}'.")
-                x, y = _decode_batch(batches[name], f"{path}:cifar-10-batches-py/{name}")
+                    raise DatasetError(
+                        f"'{path}' lacks the batch 'cifar-10-batches-py/{name}'."
+                    )
+                x, y = _decode_batch(
+                    batches[name], f"{path}:cifar-10-batches-py/{name}"
+                )
                 xs.append(x)
                 ys.append(y)
             result[f"x_{split}"] = np.concatenate(xs)
@@ -293,7 +311,9 @@ def _decode_batch(payload: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"Batch '{source}' is not a readable pickle: {exc}") from exc
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise DatasetError(f"Batch '{source}' has keys {keys}; expected b'data' and b'labels'.")
+        raise DatasetError(
+            f"Batch '{source}' has keys {keys}; expected b'data' and b'labels'."
+        )
     data = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"])
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:  # noqa: PLR2004

@@ -34,9 +34,7 @@ def _check_split(name: str, x: Any, y: Any, num_classes: int) -> None:
         raise ValueError(f"{name}: labels have dtype {y.dtype}; expected integers.")
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         bad = np.unique(y[(y < 0) | (y >= num_classes)])[:10].tolist()
-        raise ValueError(
-            f"{name}: labels {bad} are outside 0..{num_classes - 1}."
-        )
+        raise ValueError(f"{name}: labels {bad} are outside 0..{num_classes - 1}.")
     missing = sorted(set(range(num_classes)) - set(np.unique(y).tolist()))
     if missing:
         raise ValueError(
@@ -52,7 +50,9 @@ def validate_raw_data(
     expected = {"x_train", "y_train", "x_test", "y_test", "class_names"}
     if not isinstance(raw, dict) or not expected <= set(raw):
         found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
-        raise ValueError(f"Raw CIFAR-10 has {found}; expected the keys {sorted(expected)}.")
+        raise ValueError(
+            f"Raw CIFAR-10 has {found}; expected the keys {sorted(expected)}."
+        )
     class_names = [str(c) for c in raw["class_names"]]
     if len(class_names) != NUM_CLASSES:
         raise ValueError(
@@ -99,9 +99,16 @@ def split_train_validation(
             "data_ingestion.validation_fraction must be in (0, 1); "
             f"got {validation_fraction!r}."
         )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=validation_fraction, random_state=seed, stratify=y
-    )
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x, y, test_size=validation_fraction, random_state=seed, stratify=y
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"data_ingestion.validation_fraction={validation_fraction} cannot split "
+            f"{y.size} training images into stratified train and validation sets "
+            f"with every class in each: {exc}"
+        ) from exc
     _check_split("train (after the validation split)", x_train, y_train, NUM_CLASSES)
     _check_split("validation", x_val, y_val, NUM_CLASSES)
     return x_train, y_train, x_val, y_val

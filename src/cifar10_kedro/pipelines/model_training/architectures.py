@@ -43,6 +43,8 @@ def augmentation_block(params: dict[str, Any], seed: int) -> keras.Sequential:
                 seed=seed + 2,
             )
         )
+    if not stack:  # an empty Sequential cannot be built: pass images through
+        stack.append(layers.Identity(name="no_augmentation"))
     return keras.Sequential(stack, name="augmentation")
 
 
@@ -99,7 +101,10 @@ ARCHITECTURES: dict[str, Callable[[dict[str, Any], str], list[layers.Layer]]] = 
 
 
 def assemble(
-    architecture: str, params: dict[str, Any], augmentation: keras.Sequential, dtype: str
+    architecture: str,
+    params: dict[str, Any],
+    augmentation: keras.Sequential,
+    dtype: str,
 ) -> keras.Sequential:
     """Return uint8 input -> float cast -> augmentation -> architecture -> softmax."""
     if architecture not in ARCHITECTURES:

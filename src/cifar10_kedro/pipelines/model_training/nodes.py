@@ -50,7 +50,11 @@ def resolve_precision(precision: str) -> str:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "float32"
-    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    return (
+        "mixed_bfloat16"
+        if ("avx512_bf16" in flags or "amx_bf16" in flags)
+        else "float32"
+    )
 
 
 def _learning_rate(
@@ -141,14 +145,22 @@ class EpochRecorder(keras.callbacks.Callback):
         self.learning_rates.append(float(keras.ops.convert_to_numpy(lr)))
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
         logger.info(
-            "Epoch %d/%d (%.1f s): %s", epoch + 1, self.epochs, self.seconds[-1], metrics
+            "Epoch %d/%d (%.1f s): %s",
+            epoch + 1,
+            self.epochs,
+            self.seconds[-1],
+            metrics,
         )
 
 
-def history_table(history: dict[str, list[float]], recorder: EpochRecorder) -> pd.DataFrame:
+def history_table(
+    history: dict[str, list[float]], recorder: EpochRecorder
+) -> pd.DataFrame:
     """Return the Keras history as one row per epoch with the standard columns."""
     metric = next(
-        k for k in history if k not in {"loss", "learning_rate"} and not k.startswith("val_")
+        k
+        for k in history
+        if k not in {"loss", "learning_rate"} and not k.startswith("val_")
     )
     epochs = len(history["loss"])
     return pd.DataFrame(

@@ -36,7 +36,9 @@ def predict_test(
     return probabilities
 
 
-def _loss_and_accuracy(probabilities: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
+def _loss_and_accuracy(
+    probabilities: np.ndarray, y_true: np.ndarray
+) -> dict[str, float]:
     labels = list(range(probabilities.shape[1]))
     return {
         "loss": float(log_loss(y_true, probabilities, labels=labels)),
@@ -66,7 +68,8 @@ def evaluate_predictions(
             for cls in class_names
         },
         "macro_avg": {
-            k: float(report["macro avg"][k]) for k in ("precision", "recall", "f1-score")
+            k: float(report["macro avg"][k])
+            for k in ("precision", "recall", "f1-score")
         },
     }
     if "tta" in probabilities:
@@ -98,7 +101,12 @@ def _best_epoch(history: pd.DataFrame) -> int:
 def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(history["epoch"], history[column], marker="o", label=f"train {label}")
-    ax.plot(history["epoch"], history[f"val_{column}"], marker="o", label=f"validation {label}")
+    ax.plot(
+        history["epoch"],
+        history[f"val_{column}"],
+        marker="o",
+        label=f"validation {label}",
+    )
     best = _best_epoch(history)
     ax.axvline(best, color="grey", linestyle="--", label=f"best epoch ({best})")
     ax.set_xlabel("epoch")
@@ -155,7 +163,9 @@ def plot_confident_mistakes(
     worst = wrong.sort_values("confidence", ascending=False).head(count)
     columns = 5
     rows = max(1, int(np.ceil(len(worst) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, (_, row) in zip(axes.flat, worst.iterrows(), strict=False):

@@ -1,0 +1,677 @@
+"""Tests for ``CIFAR10Dataset`` on tiny archives and image trees written in tmp_path."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import pickle
+import re
+import tarfile
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kedro.io import DatasetError
+from PIL import Image
+
+from cifar10_kedro.datasets import CIFAR10Dataset
+from cifar10_kedro.datasets.cifar10_dataset import CLASS_NAMES
+
+OFFICIAL_CLASS_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+PER_BATCH = 20
+TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let urlopen reach only 127.0.0.1 and file:// URLs, never the internet."""
+    real_urlopen = urllib.request.urlopen
+
+    def local_only(url, *args, **kwargs):
+        full = url.full_url if isinstance(url, urllib.request.Request) else url
+        parsed = urllib.parse.urlparse(full)
+        if parsed.scheme != "file" and parsed.hostname != "127.0.0.1":
+            raise AssertionError(f"test tried to reach the network: {full}")
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", local_only)
+
+
+@pytest.fixture(scope="module")
+def subset(lossless_subset: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The real, exact CIFAR-10 test images and labels."""
+    with np.load(lossless_subset) as npz:
+        return npz["x_test"], npz["y_test"].astype(np.int64)
+
+
+def md5_of(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def official_batch(x: np.ndarray, y: np.ndarray, label: str) -> dict[bytes, object]:
+    """Return a batch dict exactly like the official pickles (channel-first planes)."""
+    data = np.ascontiguousarray(x.transpose(0, 3, 1, 2).reshape(len(x), 3072))
+    return {
+        b"batch_label": label.encode(),
+        b"labels": [int(v) for v in y],
+        b"data": data,
+        b"filenames": [f"image_{i:05d}.png".encode() for i in range(len(x))],
+    }
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    """Write ``members`` (archive name -> bytes) as a .tar.gz at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return path
+
+
+def official_members(
+    x: np.ndarray, y: np.ndarray, per_batch: int = PER_BATCH
+) -> dict[str, bytes]:
+    """The files of ``cifar-10-python.tar.gz`` for 5 train batches and 1 test batch."""
+    members: dict[str, bytes] = {
+        "cifar-10-batches-py/batches.meta": pickle.dumps(
+            {
+                b"num_cases_per_batch": per_batch,
+                b"label_names": [c.encode() for c in OFFICIAL_CLASS_NAMES],
+                b"num_vis": 3072,
+            },
+            protocol=2,
+        ),
+        "cifar-10-batches-py/readme.html": b"<html></html>",
+    }
+    for i, name in enumerate([*TRAIN_BATCHES, "test_batch"]):
+        part = slice(i * per_batch, (i + 1) * per_batch)
+        label = f"training batch {i + 1} of 5" if i < 5 else "testing batch 1 of 1"
+        members[f"cifar-10-batches-py/{name}"] = pickle.dumps(
+            official_batch(x[part], y[part], label), protocol=2
+        )
+    return members
+
+
+def write_official_archive(
+    path: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    replace: dict[str, object] | None = None,
+) -> tuple[Path, str]:
+    """Write a tiny official-format archive; return its path and md5.
+
+    ``replace`` maps batch names to objects pickled in place of the real batch.
+    """
+    members = official_members(x, y)
+    for name, obj in (replace or {}).items():
+        members[f"cifar-10-batches-py/{name}"] = pickle.dumps(obj, protocol=2)
+    write_tar_gz(path, members)
+    return path, md5_of(path)
+
+
+def png_bytes(image: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def decode(payload: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(payload)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def tree_members(
+    x: np.ndarray, y: np.ndarray, train_per_class: int = 2, test_per_class: int = 1
+) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
+    """An image tree train/<class>/*.png, test/<class>/*.jpg of real images.
+
+    Returns (relative path -> file bytes, expected arrays in the loader's order).
+    """
+    members: dict[str, bytes] = {}
+    x_train, y_train, x_test, y_test = [], [], [], []
+    for label, cls in enumerate(OFFICIAL_CLASS_NAMES):
+        index = np.flatnonzero(y == label)
+        for k, i in enumerate(index[:train_per_class]):
+            members[f"train/{cls}/{k:04d}.png"] = png_bytes(x[i])
+            x_train.append(x[i])
+            y_train.append(label)
+        for k, i in enumerate(
+            index[train_per_class : train_per_class + test_per_class]
+        ):
+            payload = jpeg_bytes(x[i])
+            members[f"test/{cls}/{k:04d}.jpg"] = payload
+            x_test.append(decode(payload))
+            y_test.append(label)
+    expected = {
+        "x_train": np.stack(x_train),
+        "y_train": np.array(y_train),
+        "x_test": np.stack(x_test),
+        "y_test": np.array(y_test),
+    }
+    return members, expected
+
+
+def write_folder(root: Path, members: dict[str, bytes]) -> Path:
+    for name, payload in members.items():
+        file = root / name
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(payload)
+    return root
+
+
+def assert_matches(data: dict[str, object], expected: dict[str, np.ndarray]) -> None:
+    assert data["class_names"] == OFFICIAL_CLASS_NAMES
+    for key in ("x_train", "x_test"):
+        assert data[key].dtype == np.uint8
+        assert data[key].shape == expected[key].shape
+        np.testing.assert_array_equal(data[key], expected[key])
+    for key in ("y_train", "y_test"):
+        np.testing.assert_array_equal(data[key], expected[key])
+
+
+# ------------------------------------------------------------------ official archive
+
+
+def test_class_names_constant_is_official_order() -> None:
+    assert list(CLASS_NAMES) == OFFICIAL_CLASS_NAMES
+
+
+def test_official_archive_loads_exact_pixels(tmp_path: Path, subset) -> None:
+    x, y = subset
+    path, md5 = write_official_archive(tmp_path / "cifar-10-python.tar.gz", x, y)
+
+    data = CIFAR10Dataset(str(path), url=None, md5=md5).load()
+
+    train = 5 * PER_BATCH
+    assert set(data) == {"x_train", "y_train", "x_test", "y_test", "class_names"}
+    assert data["x_train"].shape == (train, 32, 32, 3)
+    assert data["x_test"].shape == (PER_BATCH, 32, 32, 3)
+    assert data["x_train"].dtype == np.uint8
+    assert data["x_test"].dtype == np.uint8
+    # Exact pixels: verifies the (N, 3072) channel-first -> (N, 32, 32, 3) conversion.
+    np.testing.assert_array_equal(data["x_train"], x[:train])
+    np.testing.assert_array_equal(data["x_test"], x[train : train + PER_BATCH])
+    np.testing.assert_array_equal(data["y_train"], y[:train])
+    np.testing.assert_array_equal(data["y_test"], y[train : train + PER_BATCH])
+    assert data["y_train"].dtype == np.int64
+    assert data["class_names"] == OFFICIAL_CLASS_NAMES
+
+
+def test_official_archive_channel_planes_are_rgb(tmp_path: Path) -> None:
+    """A pure red, green and blue image come out with the right channel set."""
+    x = np.zeros((120, 32, 32, 3), dtype=np.uint8)
+    for i in range(len(x)):
+        x[i, :, :, i % 3] = 200
+        x[i, 0, 1, :] = (1, 2, 3)  # one marked pixel: row 0, column 1
+    y = np.arange(120) % 10
+    path, md5 = write_official_archive(tmp_path / "c.tar.gz", x, y)
+
+    data = CIFAR10Dataset(str(path), url=None, md5=md5).load()
+
+    assert data["x_train"][0, 5, 5].tolist() == [200, 0, 0]
+    assert data["x_train"][1, 5, 5].tolist() == [0, 200, 0]
+    assert data["x_train"][2, 5, 5].tolist() == [0, 0, 200]
+    assert data["x_train"][0, 0, 1].tolist() == [1, 2, 3]
+    assert data["x_train"][0, 1, 0].tolist() == [200, 0, 0]
+
+
+def test_official_archive_md5_none_skips_check(tmp_path: Path, subset) -> None:
+    x, y = subset
+    path, _ = write_official_archive(tmp_path / "c.tar.gz", x, y)
+    data = CIFAR10Dataset(str(path), url=None, md5=None).load()
+    assert data["x_train"].shape == (100, 32, 32, 3)
+
+
+def test_wrong_checksum_names_file_and_expected_md5(tmp_path: Path, subset) -> None:
+    x, y = subset
+    path, actual = write_official_archive(tmp_path / "cifar-10-python.tar.gz", x, y)
+    wrong = "0" * 32
+
+    with pytest.raises(DatasetError) as info:
+        CIFAR10Dataset(str(path), url=None, md5=wrong).load()
+
+    message = str(info.value)
+    assert str(path) in message
+    assert f"has md5 {actual}, expected {wrong}" in message
+
+
+def test_default_md5_is_the_official_one(tmp_path: Path, subset) -> None:
+    x, y = subset
+    path, _ = write_official_archive(tmp_path / "cifar-10-python.tar.gz", x, y)
+    with pytest.raises(DatasetError, match="expected c58f30108f718f92721af3b95e74349a"):
+        CIFAR10Dataset(str(path)).load()
+
+
+def test_truncated_archive_is_reported_as_truncated(tmp_path: Path, subset) -> None:
+    x, y = subset
+    full, md5 = write_official_archive(tmp_path / "full.tar.gz", x, y)
+    payload = full.read_bytes()
+    cut = tmp_path / "cifar-10-python.tar.gz"
+    cut.write_bytes(payload[: len(payload) // 2])
+
+    with pytest.raises(DatasetError, match="truncated or corrupt") as info:
+        CIFAR10Dataset(str(cut), url=None, md5=md5).load()
+    assert str(cut) in str(info.value)
+
+
+def test_not_an_archive_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(b"this is not a tar file at all" * 100)
+    with pytest.raises(
+        DatasetError, match=r"is not a readable \.tar\.gz archive"
+    ) as info:
+        CIFAR10Dataset(str(path), url=None, md5=None).load()
+    assert str(path) in str(info.value)
+
+
+def test_batch_with_wrong_keys_is_reported(tmp_path: Path, subset) -> None:
+    x, y = subset
+    bad = {b"images": official_batch(x[:20], y[:20], "b")[b"data"], b"labels": [0] * 20}
+    path, md5 = write_official_archive(
+        tmp_path / "c.tar.gz", x, y, replace={"data_batch_3": bad}
+    )
+    with pytest.raises(
+        DatasetError,
+        match=r"data_batch_3' has keys \[b'images', b'labels'\]; expected b'data' and b'labels'",
+    ):
+        CIFAR10Dataset(str(path), url=None, md5=md5).load()
+
+
+def test_batch_with_wrong_shape_is_reported(tmp_path: Path, subset) -> None:
+    x, y = subset
+    bad = official_batch(x[:20], y[:20], "b")
+    bad[b"data"] = bad[b"data"][:, :1024]
+    path, md5 = write_official_archive(
+        tmp_path / "c.tar.gz", x, y, replace={"test_batch": bad}
+    )
+    with pytest.raises(
+        DatasetError,
+        match=r"test_batch' has data of shape \(20, 1024\) and dtype uint8; "
+        r"expected \(N, 3072\) uint8",
+    ):
+        CIFAR10Dataset(str(path), url=None, md5=md5).load()
+
+
+def test_batch_with_wrong_label_count_is_reported(tmp_path: Path, subset) -> None:
+    x, y = subset
+    bad = official_batch(x[:20], y[:20], "b")
+    bad[b"labels"] = bad[b"labels"][:19]
+    path, md5 = write_official_archive(
+        tmp_path / "c.tar.gz", x, y, replace={"data_batch_1": bad}
+    )
+    with pytest.raises(
+        DatasetError, match=r"data_batch_1' has \(19,\) labels for 20 images"
+    ):
+        CIFAR10Dataset(str(path), url=None, md5=md5).load()
+
+
+def test_missing_batch_is_reported(tmp_path: Path, subset) -> None:
+    x, y = subset
+    members = official_members(x, y)
+    del members["cifar-10-batches-py/data_batch_4"]
+    path = write_tar_gz(tmp_path / "c.tar.gz", members)
+    with pytest.raises(
+        DatasetError, match="lacks the batch 'cifar-10-batches-py/data_batch_4'"
+    ):
+        CIFAR10Dataset(str(path), url=None, md5=None).load()
+
+
+def test_missing_file_without_url_says_where_to_put_it(tmp_path: Path) -> None:
+    path = tmp_path / "raw" / "cifar-10-python.tar.gz"
+    dataset = CIFAR10Dataset(str(path), url=None)
+    assert not dataset.exists()
+    with pytest.raises(DatasetError, match="Put the official") as info:
+        dataset.load()
+    message = str(info.value)
+    assert f"CIFAR-10 not found at '{path}'" in message
+    assert "cifar-10-python.tar.gz" in message
+    assert "CIFAR10_RAW_PATH" in message
+    assert not path.exists()
+
+
+def test_dataset_is_read_only_and_describes_itself(tmp_path: Path) -> None:
+    dataset = CIFAR10Dataset(str(tmp_path / "c.tar.gz"), url=None, md5="abc")
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save({})
+    assert dataset._describe() == {
+        "filepath": str(tmp_path / "c.tar.gz"),
+        "url": None,
+        "md5": "abc",
+    }
+
+
+# ------------------------------------------------------------------------- download
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from a folder; paths under /truncated/ send half the body."""
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/truncated/"):
+            payload = (
+                Path(self.directory) / self.path.removeprefix("/truncated/")
+            ).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/gzip")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on 127.0.0.1; yields (folder, base URL)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(_Handler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_download_over_http_when_missing(tmp_path: Path, subset, http_root) -> None:
+    x, y = subset
+    root, base = http_root
+    source, md5 = write_official_archive(root / "tiny.tar.gz", x, y)
+    target = tmp_path / "data" / "01_raw" / "cifar-10-python.tar.gz"
+
+    data = CIFAR10Dataset(str(target), url=f"{base}/tiny.tar.gz", md5=md5).load()
+
+    assert target.read_bytes() == source.read_bytes()
+    assert leftovers(target.parent) == [target.name]  # no .part file left
+    np.testing.assert_array_equal(data["x_train"], x[:100])
+    np.testing.assert_array_equal(data["y_test"], y[100:120])
+
+
+def test_download_from_file_url(tmp_path: Path, subset) -> None:
+    x, y = subset
+    source, md5 = write_official_archive(tmp_path / "src" / "tiny.tar.gz", x, y)
+    target = tmp_path / "raw" / "cifar-10-python.tar.gz"
+
+    data = CIFAR10Dataset(str(target), url=source.as_uri(), md5=md5).load()
+
+    assert md5_of(target) == md5
+    assert leftovers(target.parent) == [target.name]
+    np.testing.assert_array_equal(data["x_test"], x[100:120])
+
+
+def test_existing_file_is_not_downloaded(tmp_path: Path, subset, monkeypatch) -> None:
+    x, y = subset
+    path, md5 = write_official_archive(tmp_path / "c.tar.gz", x, y)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("urlopen must not be called for an existing file")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fail)
+    data = CIFAR10Dataset(str(path), url="http://127.0.0.1:9/never", md5=md5).load()
+    assert data["x_train"].shape == (100, 32, 32, 3)
+
+
+def test_download_with_wrong_md5_keeps_nothing(
+    tmp_path: Path, subset, http_root
+) -> None:
+    x, y = subset
+    root, base = http_root
+    _, md5 = write_official_archive(root / "tiny.tar.gz", x, y)
+    target = tmp_path / "raw" / "cifar-10-python.tar.gz"
+    wrong = "f" * 32
+
+    with pytest.raises(
+        DatasetError, match=f"has md5 {md5}, expected {wrong}; nothing was kept"
+    ):
+        CIFAR10Dataset(str(target), url=f"{base}/tiny.tar.gz", md5=wrong).load()
+
+    assert not target.exists()
+    assert leftovers(target.parent) == []
+
+
+def test_truncated_download_keeps_nothing(tmp_path: Path, subset, http_root) -> None:
+    x, y = subset
+    root, base = http_root
+    source, md5 = write_official_archive(root / "tiny.tar.gz", x, y)
+    size = source.stat().st_size
+    target = tmp_path / "raw" / "cifar-10-python.tar.gz"
+    url = f"{base}/truncated/tiny.tar.gz"
+
+    with pytest.raises(DatasetError, match=re.escape(url)) as info:
+        CIFAR10Dataset(str(target), url=url, md5=md5).load()
+
+    assert re.search(rf"stopped after {size // 2} of {size} bytes", str(info.value))
+    assert not target.exists()
+    assert leftovers(target.parent) == []
+
+
+def test_truncated_download_without_md5_keeps_nothing(
+    tmp_path: Path, subset, http_root
+) -> None:
+    """Without a checksum the Content-Length check alone must catch the short body."""
+    x, y = subset
+    root, base = http_root
+    write_official_archive(root / "tiny.tar.gz", x, y)
+    target = tmp_path / "raw" / "cifar-10-python.tar.gz"
+
+    with pytest.raises(DatasetError, match="stopped after"):
+        CIFAR10Dataset(
+            str(target), url=f"{base}/truncated/tiny.tar.gz", md5=None
+        ).load()
+
+    assert leftovers(target.parent) == []
+
+
+def test_failed_download_says_how_to_get_the_file(tmp_path: Path, http_root) -> None:
+    _, base = http_root
+    target = tmp_path / "raw" / "cifar-10-python.tar.gz"
+    url = f"{base}/does-not-exist.tar.gz"
+
+    with pytest.raises(DatasetError, match="Could not download CIFAR-10") as info:
+        CIFAR10Dataset(str(target), url=url, md5=None).load()
+
+    message = str(info.value)
+    assert url in message
+    assert f"put it at {target}" in message
+    assert leftovers(target.parent) == []
+
+
+# ------------------------------------------------------------------------ image tree
+
+
+def test_image_tree_folder(tmp_path: Path, subset) -> None:
+    members, expected = tree_members(*subset)
+    root = write_folder(tmp_path / "tree", members)
+
+    data = CIFAR10Dataset(str(root), url=None, workers=2).load()
+
+    assert data["x_train"].shape == (20, 32, 32, 3)
+    assert data["x_test"].shape == (10, 32, 32, 3)
+    assert_matches(data, expected)  # PNG exact; JPEG equal to Pillow's decoding
+    np.testing.assert_array_equal(data["y_train"], np.repeat(np.arange(10), 2))
+
+
+def test_image_tree_png_pixels_are_exact(tmp_path: Path, subset) -> None:
+    x, y = subset
+    members, expected = tree_members(x, y)
+    root = write_folder(tmp_path / "tree", members)
+    data = CIFAR10Dataset(str(root), url=None).load()
+    first_cat = np.flatnonzero(y == 3)[:2]
+    np.testing.assert_array_equal(data["x_train"][6:8], x[first_cat])
+
+
+@pytest.mark.parametrize("prefix", ["", "cifar10/"], ids=["flat", "top-level-folder"])
+def test_image_tree_tar_gz(tmp_path: Path, subset, prefix: str) -> None:
+    members, expected = tree_members(*subset)
+    path = write_tar_gz(
+        tmp_path / "tree.tar.gz",
+        {prefix + name: data for name, data in members.items()},
+    )
+    data = CIFAR10Dataset(str(path), url=None).load()
+    assert_matches(data, expected)
+
+
+def test_image_tree_tar_gz_ignores_other_files(tmp_path: Path, subset) -> None:
+    members, expected = tree_members(*subset)
+    members["README.md"] = b"hello"
+    members["train/cat/notes.txt"] = b"not an image"
+    path = write_tar_gz(tmp_path / "tree.tar.gz", members)
+    assert_matches(CIFAR10Dataset(str(path), url=None).load(), expected)
+
+
+def test_image_tree_folder_and_tar_agree(tmp_path: Path, subset) -> None:
+    members, _ = tree_members(*subset)
+    from_folder = CIFAR10Dataset(str(write_folder(tmp_path / "tree", members))).load()
+    from_tar = CIFAR10Dataset(str(write_tar_gz(tmp_path / "t.tar.gz", members))).load()
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(from_folder[key], from_tar[key])
+
+
+def test_missing_class_folder_is_named(tmp_path: Path, subset) -> None:
+    members, _ = tree_members(*subset)
+    members = {k: v for k, v in members.items() if not k.startswith("train/frog/")}
+    root = write_folder(tmp_path / "tree", members)
+    with pytest.raises(
+        DatasetError,
+        match=r"split 'train' has no images for class folder\(s\) \['frog'\]",
+    ):
+        CIFAR10Dataset(str(root), url=None).load()
+
+
+def test_unknown_class_folder_is_named(tmp_path: Path, subset) -> None:
+    members, _ = tree_members(*subset)
+    members["train/unicorn/0000.png"] = members["train/cat/0000.png"]
+    path = write_tar_gz(tmp_path / "tree.tar.gz", members)
+    with pytest.raises(DatasetError, match=r"unknown class folder\(s\) \['unicorn'\]"):
+        CIFAR10Dataset(str(path), url=None).load()
+
+
+def test_unreadable_image_is_named(tmp_path: Path, subset) -> None:
+    members, _ = tree_members(*subset)
+    members["train/cat/broken.png"] = b"\x89PNG but not really"
+    root = write_folder(tmp_path / "tree", members)
+    bad = root / "train" / "cat" / "broken.png"
+    with pytest.raises(
+        DatasetError, match=re.escape(f"Image '{bad}' cannot be read as PNG or JPEG")
+    ):
+        CIFAR10Dataset(str(root), url=None).load()
+
+
+def test_unreadable_image_in_tar_is_named(tmp_path: Path, subset) -> None:
+    members, _ = tree_members(*subset)
+    members["test/dog/broken.jpg"] = b"garbage"
+    path = write_tar_gz(tmp_path / "tree.tar.gz", members)
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(
+            f"Image '{path}:test/dog/broken.jpg' cannot be read as PNG or JPEG"
+        ),
+    ):
+        CIFAR10Dataset(str(path), url=None).load()
+
+
+@pytest.mark.parametrize(
+    ("image", "mode", "described"),
+    [
+        (np.zeros((16, 16, 3), dtype=np.uint8), None, "16x16 RGB"),
+        (np.zeros((32, 32), dtype=np.uint8), "L", "32x32 L"),
+    ],
+    ids=["16x16", "grayscale"],
+)
+def test_wrong_size_or_mode_is_named(
+    tmp_path: Path, subset, image: np.ndarray, mode: str | None, described: str
+) -> None:
+    members, _ = tree_members(*subset)
+    members["train/ship/odd.png"] = png_bytes(image, mode)
+    root = write_folder(tmp_path / "tree", members)
+    bad = root / "train" / "ship" / "odd.png"
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(f"Image '{bad}' is {described}; expected a 32x32 RGB image."),
+    ):
+        CIFAR10Dataset(str(root), url=None).load()
+
+
+def test_empty_split_is_reported(tmp_path: Path, subset) -> None:
+    members, _ = tree_members(*subset)
+    members = {k: v for k, v in members.items() if k.startswith("train/")}
+    root = write_folder(tmp_path / "tree", members)
+    with pytest.raises(
+        DatasetError,
+        match=r"split 'test' is empty; expected images under 'test/<class>/'",
+    ):
+        CIFAR10Dataset(str(root), url=None).load()
+
+
+def test_folder_without_images_is_reported(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    (root / "train" / "cat").mkdir(parents=True)
+    (root / "train" / "cat" / "notes.txt").write_text("no images here")
+    with pytest.raises(DatasetError, match="holds no image tree"):
+        CIFAR10Dataset(str(root), url=None).load()
+
+
+def test_archive_with_neither_form_is_reported(tmp_path: Path) -> None:
+    path = write_tar_gz(tmp_path / "other.tar.gz", {"something/else.txt": b"x"})
+    with pytest.raises(DatasetError, match="holds neither the official"):
+        CIFAR10Dataset(str(path), url=None).load()
+
+
+# ------------------------------------------------------------------- shared archive
+
+
+@pytest.mark.slow
+def test_shared_jpeg_archive(shared_jpeg_archive: Path) -> None:
+    data = CIFAR10Dataset(str(shared_jpeg_archive), url=None).load()
+
+    assert data["class_names"] == OFFICIAL_CLASS_NAMES
+    assert data["x_train"].shape == (50000, 32, 32, 3)
+    assert data["x_test"].shape == (10000, 32, 32, 3)
+    assert data["x_train"].dtype == np.uint8
+    np.testing.assert_array_equal(
+        np.bincount(data["y_train"], minlength=10), [5000] * 10
+    )
+    np.testing.assert_array_equal(
+        np.bincount(data["y_test"], minlength=10), [1000] * 10
+    )

@@ -1,0 +1,57 @@
+"""Configuration environments resolve to what the README promises."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from cifar10_kedro.pipelines.model_training.nodes import build_model
+from tests.pipelines.test_pipelines import make_project_copy
+
+
+def load_context(tmp_path, env: str | None):
+    project = make_project_copy(tmp_path)
+    bootstrap_project(project)
+    session = KedroSession.create(project_path=project, env=env)
+    return project, session.load_context()
+
+
+def test_notebook_environment_is_the_notebook_configuration(tmp_path):
+    _, context = load_context(tmp_path, "notebook")
+    params = context.params["model_training"]
+    assert params["architecture"] == "notebook_cnn"
+    assert params["batch_size"] == 32
+    assert params["optimizer"]["name"] == "adam"
+    assert params["optimizer"]["learning_rate"] == 0.005
+    assert params["loss"] == "sparse_categorical_crossentropy"
+    assert params["augmentation"] == {
+        "rotation_degrees": 10,
+        "width_shift": 0.3,
+        "height_shift": 0.3,
+        "horizontal_flip": False,
+        "vertical_flip": False,
+        "fill_mode": "nearest",
+        "interpolation": "bilinear",
+    }
+    model = build_model(params, y_train=[0] * 64)
+    assert model.count_params() == 7_385_110
+
+
+@pytest.mark.parametrize("env", ["smoke", "notebook"])
+def test_other_environments_write_under_their_own_root(tmp_path, env):
+    project, context = load_context(tmp_path, env)
+    model_path = context.catalog.get("trained_model")._describe()["filepath"]  # noqa: SLF001
+    assert str(model_path).startswith(str(project / "data" / env))
+
+
+def test_raw_data_path_comes_from_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("CIFAR10_RAW_PATH", raising=False)
+    project, context = load_context(tmp_path / "a", None)
+    default = context.catalog.get("cifar10_raw")._describe()["filepath"]  # noqa: SLF001
+    assert default == str(project / "data/01_raw/cifar-10-python.tar.gz")
+
+    monkeypatch.setenv("CIFAR10_RAW_PATH", "/somewhere/cifar10-jpeg.tar.gz")
+    _, context = load_context(tmp_path / "b", "smoke")
+    chosen = context.catalog.get("cifar10_raw")._describe()["filepath"]  # noqa: SLF001
+    assert chosen == "/somewhere/cifar10-jpeg.tar.gz"
