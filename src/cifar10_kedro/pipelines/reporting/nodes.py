@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import (  # noqa: E402
     classification_report,
     confusion_matrix,
@@ -98,8 +99,12 @@ def _best_epoch(history: pd.DataFrame) -> int:
     return int(history.loc[history["val_accuracy"].idxmax(), "epoch"])
 
 
+# A curve whose values span more than this ratio is drawn on a log scale.
+_LOG_SCALE_RATIO = 100
+
+
 def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     ax.plot(history["epoch"], history[column], marker="o", label=f"train {label}")
     ax.plot(
         history["epoch"],
@@ -111,10 +116,23 @@ def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
     ax.axvline(best, color="grey", linestyle="--", label=f"best epoch ({best})")
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
-    ax.set_title(f"{label.capitalize()} per epoch")
+    # Whole epochs only, even for a run of two or three.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    title = f"Training and validation {label} per epoch"
+    values = history[[column, f"val_{column}"]].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    # A diverging first epoch (e.g. a validation loss in the thousands) would flatten
+    # every other point onto the axis: spread values over decades on a log scale.
+    if (
+        values.size
+        and values.min() > 0
+        and values.max() / values.min() > _LOG_SCALE_RATIO
+    ):
+        ax.set_yscale("log")
+        title += " (log scale)"
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(loc="best")
     return fig
 
 
@@ -130,28 +148,35 @@ def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> 
         predictions["true_label"], predictions["predicted_label"], labels=labels
     )
     normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(17, 7.5))
-    for ax, data, fmt, title in (
-        (axes[0], counts, "d", "counts"),
-        (axes[1], normalised, ".2f", "row-normalised (recall per class)"),
+    fig, axes = plt.subplots(1, 2, figsize=(17, 7.5), layout="constrained")
+    for ax, data, fmt, title, vmax in (
+        (axes[0], counts, "d", "counts", None),
+        (axes[1], normalised, ".2f", "row-normalised (recall per class)", 1.0),
     ):
         sns.heatmap(
             data,
             annot=True,
             fmt=fmt,
             cmap="Blues",
+            vmin=0,
+            vmax=vmax,
             xticklabels=class_names,
             yticklabels=class_names,
             square=True,
             cbar=True,
+            # A colour bar as tall as the square heatmap, whole numbers for counts.
+            cbar_kws={"shrink": 0.8, "format": "%d" if fmt == "d" else "%.1f"},
             ax=ax,
         )
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         ax.set_title(f"Confusion matrix, {title}")
-        ax.tick_params(axis="x", rotation=45)
+        plt.setp(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
         ax.tick_params(axis="y", rotation=0)
-    fig.tight_layout()
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    fig.suptitle(
+        f"Test set: {counts.sum()} images, accuracy {accuracy:.1%}", fontsize=14
+    )
     return fig
 
 
@@ -164,7 +189,12 @@ def plot_confident_mistakes(
     columns = 5
     rows = max(1, int(np.ceil(len(worst) / columns)))
     fig, axes = plt.subplots(
-        rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False
+        rows,
+        columns,
+        figsize=(2.4 * columns, 2.9 * rows + 0.4),
+        squeeze=False,
+        # Leaves room for each two-line title and the figure title.
+        layout="constrained",
     )
     for ax in axes.flat:
         ax.axis("off")
@@ -178,5 +208,4 @@ def plot_confident_mistakes(
     if worst.empty:
         axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     fig.suptitle("Most confident mistakes on the test set", fontsize=13)
-    fig.tight_layout()
     return fig
