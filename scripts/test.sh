@@ -3,13 +3,14 @@
 # Needs CIFAR-10 for the pipeline tests: ../shared/data/cifar10-jpeg.tar.gz or CIFAR10_RAW_PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test
+# jupyter: the notebook test executes notebooks/ in a real kernel.
+bash scripts/setup.sh test,jupyter
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export DO_NOT_TRACK=1 KEDRO_DISABLE_TELEMETRY=1
 if [ -z "${CIFAR10_RAW_PATH:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
   CIFAR10_RAW_PATH="$(cd ../shared/data && pwd)/cifar10-jpeg.tar.gz"
   export CIFAR10_RAW_PATH
 fi
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks notebooks
+.venv/bin/ruff format --check src tests benchmarks notebooks
 exec .venv/bin/python -m pytest "$@"
