@@ -51,6 +51,7 @@ def tiny_params(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
         checkpoint={
             "filepath": str(tmp_path / "ckpt" / "best.keras"),
             "monitor": "val_accuracy",
+            "state_dir": str(tmp_path / "ckpt" / "resume"),
         },
     )
     params.update(overrides)
@@ -377,6 +378,7 @@ def test_train_model_writes_checkpoint_and_returns_best(trained) -> None:
 def test_train_model_is_deterministic(trained, tmp_path: Path) -> None:
     params = copy.deepcopy(trained["params"])
     params["checkpoint"]["filepath"] = str(tmp_path / "again.keras")
+    params["checkpoint"]["state_dir"] = str(tmp_path / "again")
     _, best, history = run_training(params)
 
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
@@ -397,7 +399,11 @@ def test_train_model_sparse_labels_constant_rate(tmp_path: Path) -> None:
         optimizer={"name": "adam", "learning_rate": 0.005, "adam": {}},
         lr_schedule={"name": "constant"},
         early_stopping={"monitor": "val_loss", "patience": 5},
-        checkpoint={"filepath": str(tmp_path / "best.keras"), "monitor": "val_loss"},
+        checkpoint={
+            "filepath": str(tmp_path / "best.keras"),
+            "monitor": "val_loss",
+            "state_dir": str(tmp_path / "resume"),
+        },
     )
     _, best, history = run_training(params)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .architectures import assemble, augmentation_block
+from .callbacks import EpochRecorder, StopOnNonFiniteLoss
+from .training_state import TrainingCheckpoint, TrainingState, training_config
 
 logger = logging.getLogger(__name__)
 
@@ -126,55 +127,37 @@ def build_model(params: dict[str, Any], y_train: np.ndarray) -> keras.Model:
     return model
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Records seconds and learning rate per epoch, and logs one line per epoch."""
-
-    def __init__(self, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-        self.seconds: list[float] = []
-        self.learning_rates: list[float] = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
-        lr = self.model.optimizer.learning_rate
-        self.learning_rates.append(float(keras.ops.convert_to_numpy(lr)))
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items())
-        logger.info(
-            "Epoch %d/%d (%.1f s): %s",
-            epoch + 1,
-            self.epochs,
-            self.seconds[-1],
-            metrics,
-        )
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss became NaN or infinite."""
 
 
-def history_table(
-    history: dict[str, list[float]], recorder: EpochRecorder
-) -> pd.DataFrame:
-    """Return the Keras history as one row per epoch with the standard columns."""
+def _history_row(
+    epoch: int, logs: dict[str, float], recorder: EpochRecorder
+) -> dict[str, float]:
+    """Return one history row (the standard columns) from a one-epoch fit's logs."""
     metric = next(
         k
-        for k in history
+        for k in logs
         if k not in {"loss", "learning_rate"} and not k.startswith("val_")
     )
-    epochs = len(history["loss"])
-    return pd.DataFrame(
-        {
-            "epoch": np.arange(1, epochs + 1),
-            "loss": history["loss"],
-            "accuracy": history[metric],
-            "val_loss": history["val_loss"],
-            "val_accuracy": history[f"val_{metric}"],
-            "learning_rate": recorder.learning_rates[:epochs],
-            "seconds": recorder.seconds[:epochs],
-        },
-        columns=HISTORY_COLUMNS,
-    )
+    return {
+        "epoch": epoch + 1,
+        "loss": logs["loss"],
+        "accuracy": logs[metric],
+        "val_loss": logs["val_loss"],
+        "val_accuracy": logs[f"val_{metric}"],
+        "learning_rate": recorder.learning_rates[-1],
+        "seconds": recorder.seconds[-1],
+    }
+
+
+def _epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
+    """Return the shuffled order of the training set for ``epoch``.
+
+    A function of (seed, epoch) alone, so that a resumed run sees the same batches as
+    an uninterrupted one.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(size)
 
 
 def train_model(
@@ -185,38 +168,78 @@ def train_model(
     y_val: np.ndarray,
     params: dict[str, Any],
 ) -> tuple[keras.Model, pd.DataFrame]:
-    """Return the best model on the validation split and its per-epoch history."""
+    """Return the best model on the validation split and its per-epoch history.
+
+    After each epoch the state is checkpointed (``training_state``), so that running
+    the same command after an interruption continues from the last completed epoch
+    with the same result; other parameters or data start afresh. A NaN or infinite
+    loss stops training with ``NonFiniteLossError``, keeping the best model so far.
+    """
     keras.utils.set_random_seed(params["seed"])
+    labels = {"train": y_train, "val": y_val}
     if isinstance(model.loss, keras.losses.CategoricalCrossentropy):
-        y_train, y_val = (keras.utils.to_categorical(y, 10) for y in (y_train, y_val))
-    stopping = params["early_stopping"]
-    checkpoint = Path(params["checkpoint"]["filepath"])
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.unlink(missing_ok=True)
-    recorder = EpochRecorder(params["epochs"])
-    callbacks = [
-        recorder,
-        keras.callbacks.ModelCheckpoint(
-            str(checkpoint),
-            monitor=params["checkpoint"]["monitor"],
-            save_best_only=True,
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor=stopping["monitor"],
-            patience=stopping["patience"],
-            restore_best_weights=stopping.get("restore_best_weights", True),
-        ),
-    ]
-    fit = model.fit(
-        x_train,
-        y_train,
-        batch_size=params["batch_size"],
-        epochs=params["epochs"],
-        validation_data=(x_val, y_val),
-        callbacks=callbacks,
-        shuffle=True,
-        verbose=params.get("verbose", "auto"),
+        labels = {k: keras.utils.to_categorical(y, 10) for k, y in labels.items()}
+    config = training_config(
+        params,
+        resolve_precision(params.get("precision", "float32")),
+        {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val},
     )
-    history = history_table(fit.history, recorder)
-    best = keras.saving.load_model(checkpoint)
+    checkpoint = TrainingCheckpoint(
+        Path(params["checkpoint"]["state_dir"]), Path(params["checkpoint"]["filepath"])
+    )
+    state = checkpoint.start(model, config, resume=params.get("resume", True))
+    recorder, guard = EpochRecorder(params["epochs"]), StopOnNonFiniteLoss()
+    stopping = params["early_stopping"]
+    for epoch in range(state.epoch, params["epochs"]):
+        if state.stopped_early:
+            break
+        order = _epoch_order(len(y_train), params["seed"], epoch)
+        fit = model.fit(
+            x_train[order],
+            labels["train"][order],
+            batch_size=params["batch_size"],
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            validation_data=(x_val, labels["val"]),
+            callbacks=[recorder, guard],
+            shuffle=False,  # _epoch_order shuffles
+            verbose=params.get("verbose", "auto"),
+        )
+        if guard.failure:
+            raise NonFiniteLossError(_divergence_message(guard.failure, state, params))
+        logs = {k: float(v[-1]) for k, v in fit.history.items()}
+        improved = state.end_epoch(
+            _history_row(epoch, logs, recorder),
+            logs,
+            monitor=params["checkpoint"]["monitor"],
+            stopping_monitor=stopping["monitor"],
+            patience=stopping["patience"],
+        )
+        checkpoint.save(model, state, improved)
+    if state.stopped_early:
+        logger.info(
+            "Stopped early after epoch %d: %s did not improve for %d epochs.",
+            state.epoch,
+            stopping["monitor"],
+            state.stopping_wait,
+        )
+    best = keras.saving.load_model(checkpoint.best_path)
+    history = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
+    checkpoint.clear()  # finished: a new run of the same command starts afresh
     return best, history
+
+
+def _divergence_message(failure: str, state: TrainingState, params: dict) -> str:
+    kept = (
+        f"The best model so far (epoch {state.best_epoch}, "
+        f"{params['checkpoint']['monitor']}={state.best_value:.4f}) is kept at "
+        f"{params['checkpoint']['filepath']}"
+        if state.best_epoch
+        else "No epoch completed, so there is no best model to keep"
+    )
+    return (
+        f"Training diverged: {failure}. {kept}; the trained model, history and "
+        "reports of earlier runs are untouched. Lower "
+        "model_training.optimizer.learning_rate (now "
+        f"{params['optimizer']['learning_rate']}) or check the data, then run again."
+    )
