@@ -333,6 +333,27 @@ def test_batch_with_wrong_label_count_is_reported(tmp_path: Path, subset) -> Non
         CIFAR10Dataset(str(path), url=None, md5=md5).load()
 
 
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([10, 3, -1] + [0] * 17, r"has labels \[-1, 10\] outside 0..9; expected"),
+        ([0.5] * 20, r"has labels of type float64; expected integers"),
+    ],
+    ids=["outside-0-9", "not-integers"],
+)
+def test_batch_with_bad_labels_is_reported(
+    tmp_path: Path, subset, labels, message
+) -> None:
+    x, y = subset
+    bad = official_batch(x[:20], y[:20], "b")
+    bad[b"labels"] = labels
+    path, md5 = write_official_archive(
+        tmp_path / "c.tar.gz", x, y, replace={"data_batch_2": bad}
+    )
+    with pytest.raises(DatasetError, match=r"data_batch_2' " + message):
+        CIFAR10Dataset(str(path), url=None, md5=md5).load()
+
+
 def test_missing_batch_is_reported(tmp_path: Path, subset) -> None:
     x, y = subset
     members = official_members(x, y)

@@ -325,5 +325,15 @@ def _decode_batch(payload: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(
             f"Batch '{source}' has {labels.shape} labels for {data.shape[0]} images."
         )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(
+            f"Batch '{source}' has labels of type {labels.dtype}; expected integers."
+        )
+    outside = np.unique(labels[(labels < 0) | (labels >= len(CLASS_NAMES))])
+    if outside.size:
+        raise DatasetError(
+            f"Batch '{source}' has labels {outside[:10].tolist()} outside 0..9; "
+            "expected the CIFAR-10 class indices 0..9."
+        )
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels.astype(np.int64)

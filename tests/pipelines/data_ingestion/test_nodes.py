@@ -142,6 +142,40 @@ def test_validate_raw_data_wrong_class_count(raw) -> None:
         validate_raw_data(raw)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"seed": 0, "validation_fraction": 0.1, "train_per_class": None},
+            r"validation_fraction=0.1 cannot split 50 training images .*"
+            r"greater or equal to the number of classes",
+        ),
+        (
+            {"seed": 0, "validation_fraction": 0.5, "train_per_class": 1},
+            r"validation_fraction=0.5 cannot split 10 training images .*"
+            r"least populated class",
+        ),
+    ],
+    ids=["too-few-validation-images", "one-image-per-class-after-subsampling"],
+)
+def test_validate_raw_data_checks_the_coming_split(raw, params, message) -> None:
+    """The first node fails for a split that would lose a class, before any save."""
+    with pytest.raises(ValueError, match=message):
+        validate_raw_data(raw, params)
+
+
+def test_validate_raw_data_checks_the_split_on_the_same_images(raw) -> None:
+    """The check splits exactly as split_train_validation will: a split that keeps
+    every class passes, and the node's outputs do not depend on the parameters."""
+    params = {"seed": 3, "validation_fraction": 0.25, "train_per_class": 4}
+    with_check = validate_raw_data(raw, params)
+    for left, right in zip(with_check, validate_raw_data(raw), strict=True):
+        np.testing.assert_array_equal(left, right)
+    x, y = subsample_per_class(with_check[0], with_check[1], 4, seed=3)
+    _, y_train, _, y_val = split_train_validation(x, y, 0.25, seed=3)
+    assert set(y_train) == set(y_val) == set(range(10))
+
+
 # -------------------------------------------------------------- subsample_per_class
 
 

@@ -44,9 +44,14 @@ def _check_split(name: str, x: Any, y: Any, num_classes: int) -> None:
 
 
 def validate_raw_data(
-    raw: dict[str, Any],
+    raw: dict[str, Any], params: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Return (x_train, y_train, x_test, y_test, class_names) after checking them."""
+    """Return (x_train, y_train, x_test, y_test, class_names) after checking them.
+
+    With the ``data_ingestion`` parameters it also makes sure, on the labels alone,
+    that subsampling and the validation split will keep every class in both splits:
+    this node runs first, so bad data fails before any output is written.
+    """
     expected = {"x_train", "y_train", "x_test", "y_test", "class_names"}
     if not isinstance(raw, dict) or not expected <= set(raw):
         found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
@@ -60,6 +65,12 @@ def validate_raw_data(
         )
     for split in ("train", "test"):
         _check_split(split, raw[f"x_{split}"], raw[f"y_{split}"], NUM_CLASSES)
+    if params is not None:
+        y = np.asarray(raw["y_train"])
+        _, y_kept = subsample_per_class(
+            np.arange(y.size), y, params.get("train_per_class"), params["seed"]
+        )
+        _split_indices(y_kept, params["validation_fraction"], params["seed"])
     return (
         raw["x_train"],
         np.asarray(raw["y_train"]).astype(np.uint8),
@@ -90,18 +101,21 @@ def subsample_per_class(
     return x[keep], y[keep]
 
 
-def split_train_validation(
-    x: np.ndarray, y: np.ndarray, validation_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (x_train, y_train, x_val, y_val), a stratified split of the training set."""
+def _split_indices(
+    y: np.ndarray, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (train, validation) indices of a stratified split with every class in each."""
     if not 0 < validation_fraction < 1:
         raise ValueError(
             "data_ingestion.validation_fraction must be in (0, 1); "
             f"got {validation_fraction!r}."
         )
     try:
-        x_train, x_val, y_train, y_val = train_test_split(
-            x, y, test_size=validation_fraction, random_state=seed, stratify=y
+        train, val = train_test_split(
+            np.arange(y.size),
+            test_size=validation_fraction,
+            random_state=seed,
+            stratify=y,
         )
     except ValueError as exc:
         raise ValueError(
@@ -109,6 +123,29 @@ def split_train_validation(
             f"{y.size} training images into stratified train and validation sets "
             f"with every class in each: {exc}"
         ) from exc
+    for name, index in (
+        ("train (after the validation split)", train),
+        ("validation", val),
+    ):
+        missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(y[index]).tolist()))
+        if missing:
+            raise ValueError(
+                f"{name}: classes {missing} have no images; every split needs all "
+                f"{NUM_CLASSES} classes. data_ingestion.validation_fraction="
+                f"{validation_fraction} of {y.size} training images leaves them out; "
+                "expected at least one image of each class on both sides: use another "
+                "validation_fraction, or more images of those classes "
+                "(data_ingestion.train_per_class, the raw data)."
+            )
+    return train, val
+
+
+def split_train_validation(
+    x: np.ndarray, y: np.ndarray, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (x_train, y_train, x_val, y_val), a stratified split of the training set."""
+    train, val = _split_indices(np.asarray(y), validation_fraction, seed)
+    x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
     _check_split("train (after the validation split)", x_train, y_train, NUM_CLASSES)
     _check_split("validation", x_val, y_val, NUM_CLASSES)
     return x_train, y_train, x_val, y_val

@@ -17,7 +17,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 validate_raw_data,
-                inputs="cifar10_raw",
+                # The parameters let it check the coming split before anything is saved.
+                inputs=["cifar10_raw", "params:data_ingestion"],
                 outputs=[
                     "x_train_full_raw",
                     "y_train_full_raw",
