@@ -164,8 +164,11 @@ def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> 
             yticklabels=class_names,
             square=True,
             cbar=True,
-            # A colour bar as tall as the square heatmap, whole numbers for counts.
-            cbar_kws={"shrink": 0.8, "format": "%d" if fmt == "d" else "%.1f"},
+            # A colour bar as tall as the square heatmap, whole-number ticks for counts.
+            cbar_kws={
+                "shrink": 0.8,
+                "ticks": MaxNLocator(integer=True) if fmt == "d" else None,
+            },
             ax=ax,
         )
         ax.set_xlabel("predicted class")
