@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.conftest import PROJECT_ROOT
 
+# Results are versioned datasets: <path>/<version>/<name>, one version per run.
 REPORT_FILES = [
     "08_reporting/test_metrics.json",
     "08_reporting/classification_report.csv",
@@ -25,16 +26,37 @@ REPORT_FILES = [
     "08_reporting/confident_mistakes.png",
     "07_model_output/test_predictions.csv",
 ]
-ALL_FILES = [
-    *REPORT_FILES,
+TRAINING_FILES = ["06_models/model.keras", "07_model_output/training_history.csv"]
+VERSIONED_FILES = [*REPORT_FILES, *TRAINING_FILES]
+PLAIN_FILES = [
     "03_primary/class_names.json",
     *(f"05_model_input/{a}_{s}.pkl" for a in "xy" for s in ("train", "val", "test")),
-    "06_models/model.keras",
     "06_models/checkpoints/best.keras",
-    "07_model_output/training_history.csv",
     "08_reporting/dataset_summary.json",
     "08_reporting/sample_grid.png",
 ]
+
+
+def versions(root: Path, name: str) -> list[str]:
+    """The saved versions of a versioned dataset, oldest first."""
+    folder = root / name
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def latest(root: Path, name: str) -> Path:
+    """The file of the newest version of the versioned dataset ``name``."""
+    found = versions(root, name)
+    assert found, f"no version of {name} under {root}"
+    return root / name / found[-1] / Path(name).name
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and modification time."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def make_project_copy(destination: Path) -> Path:
@@ -84,8 +106,13 @@ def test_registry_lists_the_three_pipelines_and_default(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_writes_every_output(smoke_run):
-    missing = [f for f in ALL_FILES if not (smoke_run / f).is_file()]
+    missing = [f for f in PLAIN_FILES if not (smoke_run / f).is_file()]
+    missing += [f for f in VERSIONED_FILES if not latest(smoke_run, f).is_file()]
     assert not missing
+    # One run, one version: every result of the run carries the same one.
+    assert len({versions(smoke_run, f)[0] for f in VERSIONED_FILES}) == 1
+    # A finished training leaves no resume checkpoint behind.
+    assert not (smoke_run / "06_models/checkpoints/resume").exists()
 
 
 @pytest.mark.slow
@@ -96,7 +123,9 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
     assert summary["splits"]["validation"]["num_images"] == 120
     assert set(summary["splits"]["test"]["per_class"].values()) == {20}
 
-    metrics = json.loads((smoke_run / "08_reporting/test_metrics.json").read_text())
+    metrics = json.loads(
+        latest(smoke_run, "08_reporting/test_metrics.json").read_text()
+    )
     assert metrics["num_test_images"] == 200
     values = [metrics["accuracy"], metrics["tta_flip"]["accuracy"]]
     values += [v for scores in metrics["per_class"].values() for v in scores.values()]
@@ -104,7 +133,7 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
     assert all(0.0 <= v <= 1.0 for v in values)
     assert np.isfinite(metrics["loss"]) and metrics["loss"] > 0
 
-    history = pd.read_csv(smoke_run / "07_model_output/training_history.csv")
+    history = pd.read_csv(latest(smoke_run, "07_model_output/training_history.csv"))
     assert list(history["epoch"]) == [1, 2]
     assert list(history.columns) == [
         "epoch",
@@ -115,7 +144,7 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
         "learning_rate",
         "seconds",
     ]
-    predictions = pd.read_csv(smoke_run / "07_model_output/test_predictions.csv")
+    predictions = pd.read_csv(latest(smoke_run, "07_model_output/test_predictions.csv"))
     assert len(predictions) == 200
     assert predictions["confidence"].between(0, 1).all()
     assert np.isclose(
@@ -123,7 +152,7 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
         metrics["accuracy"],
     )
 
-    for png in smoke_run.rglob("*.png"):
+    for png in (p for p in smoke_run.rglob("*.png") if p.is_file()):
         with Image.open(png) as image:
             image.verify()
         with Image.open(png) as image:
@@ -146,12 +175,10 @@ def test_trained_model_reloads_through_the_catalog_and_predicts(smoke_run):
 
 @pytest.mark.slow
 def test_reporting_runs_alone_from_saved_artifacts(smoke_run):
+    """`kedro run --pipeline reporting` reports on the latest model as a new version."""
     project = smoke_run.parents[1]
-    model = smoke_run / "06_models/model.keras"
-    trained_at = model.stat().st_mtime_ns
-    history = (smoke_run / "07_model_output/training_history.csv").read_bytes()
-    for name in REPORT_FILES:
-        (smoke_run / name).unlink()
+    before = snapshot(smoke_run)
+    reports_before = {f: versions(smoke_run, f) for f in REPORT_FILES}
 
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
@@ -159,6 +186,62 @@ def test_reporting_runs_alone_from_saved_artifacts(smoke_run):
         mp.setenv("CIFAR10_RAW_PATH", str(project / "no-such-archive.tar.gz"))
         run_session(project, "smoke", pipeline_names=["reporting"])
 
-    assert all((smoke_run / name).is_file() for name in REPORT_FILES)
-    assert model.stat().st_mtime_ns == trained_at
-    assert (smoke_run / "07_model_output/training_history.csv").read_bytes() == history
+    after = snapshot(smoke_run)
+    # Nothing written before is touched; each report gains exactly one new version.
+    assert {k: after[k] for k in before} == before
+    for name in REPORT_FILES:
+        assert len(versions(smoke_run, name)) == len(reports_before[name]) + 1
+    new = {k for k in after if k not in before}
+    assert len(new) == len(REPORT_FILES)
+    assert all(k.split("/")[1] in {Path(f).name for f in REPORT_FILES} for k in new)
+
+
+@pytest.mark.slow
+def test_second_training_keeps_the_first_and_load_versions_picks_it(smoke_run):
+    """A second training never overwrites the first; `--load-versions` reports on
+    the earlier model while the latest is the default."""
+    project = smoke_run.parents[1]
+    first = versions(smoke_run, "06_models/model.keras")[0]
+    first_metrics = json.loads(
+        (
+            smoke_run
+            / "08_reporting/test_metrics.json"
+            / versions(smoke_run, "08_reporting/test_metrics.json")[0]
+            / "test_metrics.json"
+        ).read_text()
+    )
+    before = snapshot(smoke_run)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        # Another seed, so that the second model differs from the first.
+        bootstrap_project(project)
+        with KedroSession.create(
+            project_path=project,
+            env="smoke",
+            runtime_params={"model_training": {"seed": 7}},
+        ) as session:
+            session.run(pipeline_names=["model_training"])
+        second = versions(smoke_run, "06_models/model.keras")[-1]
+        assert second != first
+        # Every result of the first run is untouched (the checkpoint folder is the
+        # working state of the latest training, not a result).
+        kept = {k: v for k, v in before.items() if "checkpoints" not in k}
+        assert {k: v for k, v in snapshot(smoke_run).items() if k in kept} == kept
+
+        run_session(project, "smoke", pipeline_names=["reporting"])
+        latest_metrics = json.loads(
+            latest(smoke_run, "08_reporting/test_metrics.json").read_text()
+        )
+        run_session(
+            project,
+            "smoke",
+            pipeline_names=["reporting"],
+            load_versions={"trained_model": first, "training_history": first},
+        )
+        earlier_metrics = json.loads(
+            latest(smoke_run, "08_reporting/test_metrics.json").read_text()
+        )
+
+    assert earlier_metrics == first_metrics  # the first model, re-evaluated
+    assert latest_metrics != first_metrics  # the default is the newest model
