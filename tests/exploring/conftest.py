@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_pipelines import make_project_copy, run_session
@@ -81,7 +83,7 @@ def wait_for_url(
             )
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:  # noqa: PLR2004
+                if response.status == 200:
                     return
         time.sleep(0.5)
     pytest.fail(f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
@@ -105,7 +107,7 @@ def kedro_viz_server(project: Path, env: str, log: Path) -> Iterator[str]:
         "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(port)
     )
     with log.open("w") as log_file:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             [*command, "--env", env],
             cwd=project,
             env=subprocess_env(project),
@@ -151,9 +153,6 @@ def chromium_paths() -> tuple[str, str]:
 @pytest.fixture
 def browser(chromium_paths, tmp_path):
     """A headless Chromium with a fresh profile, driven by Selenium."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-
     binary, driver_path = chromium_paths
     options = webdriver.ChromeOptions()
     options.binary_location = binary

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.exploring.conftest import (
     TEST_OUTPUT,
@@ -146,8 +149,6 @@ def hide_feature_hints(browser, url: str) -> None:
 
 def wait_for_graph(browser, names: set[str], screenshot: Path) -> None:
     """Wait until a graph node is drawn for each of ``names``."""
-    from selenium.common.exceptions import TimeoutException  # noqa: PLC0415
-    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
     def drawn(driver) -> set[str]:
         return set(
@@ -168,8 +169,6 @@ def wait_for_graph(browser, names: set[str], screenshot: Path) -> None:
 
 def dismiss_banners(browser) -> None:
     """Close kedro-viz's 'new version' banner, if any, so it hides no part of the graph."""
-    from selenium.webdriver.common.by import By  # noqa: PLC0415
-
     for button in browser.find_elements(
         By.XPATH, "//button[normalize-space()='Dismiss']"
     ):
@@ -181,9 +180,6 @@ def dismiss_banners(browser) -> None:
 def test_browser_draws_every_node_and_previews_a_plot(
     viz_url, default_pipeline, browser
 ):
-    from selenium.webdriver.common.by import By  # noqa: PLC0415
-    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     hide_feature_hints(browser, viz_url)
     names = default_pipeline["nodes"] | default_pipeline["datasets"]
@@ -244,7 +240,7 @@ def static_file_server(directory: Path):
 def test_viz_build_writes_a_static_site_that_opens_without_kedro(
     smoke_project, default_pipeline, chromium_paths, browser
 ):
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         kedro_command("viz", "build", "--include-previews"),
         cwd=smoke_project,
         env=subprocess_env(smoke_project, KEDRO_ENV="smoke"),
