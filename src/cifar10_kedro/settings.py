@@ -4,10 +4,10 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 # Instantiated project hooks.
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
-from cifar10_kedro.hooks import ParameterValidationHooks  # noqa: E402
+from cifar10_kedro.hooks import PreflightHooks  # noqa: E402
 
-# Every parameter is checked against cifar10_kedro.params_schema before a run starts.
-HOOKS = (ParameterValidationHooks(),)
+# Parameters (cifar10_kedro.params_schema) and loaded models are checked before a run.
+HOOKS = (PreflightHooks(),)
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

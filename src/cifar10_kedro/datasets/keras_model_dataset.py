@@ -8,6 +8,7 @@ Keras' safe mode unless ``load_args`` says otherwise, so a model file never runs
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from copy import deepcopy
 from pathlib import PurePosixPath
 from typing import Any
@@ -67,6 +68,13 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
         with tempfile.TemporaryDirectory(prefix="kedro_keras_") as tmp:
             local = f"{tmp}/model.keras"
             self._fs.get(load_path, local)
+            if not zipfile.is_zipfile(local):
+                # Keras would report the temporary copy as "not found".
+                raise DatasetError(
+                    f"'{load_path}' is not a loadable .keras model: it is not a zip "
+                    "archive, as every .keras file that Keras writes is (a truncated "
+                    "copy, or another format saved under this name?)."
+                )
             try:
                 return keras.saving.load_model(local, **self._load_args)
             except Exception as exc:

@@ -1,0 +1,361 @@
+"""Long runs can be trusted: a killed run resumes, and every bad input fails early
+with a clear message, a non-zero exit and the earlier outputs untouched."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from PIL import Image
+
+from cifar10_kedro.datasets.cifar10_dataset import CLASS_NAMES, OFFICIAL_MD5
+from tests.datasets.test_cifar10_dataset import official_members, write_tar_gz
+from tests.pipelines.test_pipelines import (
+    latest,
+    make_project_copy,
+    snapshot,
+    versions,
+)
+
+# --------------------------------------------------------------------------- helpers
+
+
+def png(image: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def tree_members(
+    train_per_class: int = 16, test_per_class: int = 4
+) -> dict[str, bytes]:
+    """A tiny CIFAR-10 image tree of class-coloured noise (learnable, fast to decode)."""
+    rng = np.random.default_rng(0)
+    members = {}
+    for label, cls in enumerate(CLASS_NAMES):
+        colour = np.array([40 + 20 * label, 220 - 20 * label, 128])
+        for split, count in (("train", train_per_class), ("test", test_per_class)):
+            for i in range(count):
+                noise = rng.integers(-30, 31, (32, 32, 3))
+                image = np.clip(colour + noise, 0, 255).astype(np.uint8)
+                members[f"{split}/{cls}/{i:03d}.png"] = png(image)
+    return members
+
+
+def session_run(project: Path, raw: Path, **run_args: Any) -> None:
+    """``kedro run --env smoke`` in-process, reading ``raw``; run_args as KedroSession's."""
+    runtime_params = run_args.pop("runtime_params", None)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        mp.setenv("CIFAR10_RAW_PATH", str(raw))
+        bootstrap_project(project)
+        with KedroSession.create(
+            project_path=project, env="smoke", runtime_params=runtime_params
+        ) as session:
+            session.run(**run_args)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> dict[str, Path]:
+    """A project after one complete smoke run (1 epoch) on a tiny image tree."""
+    root = tmp_path_factory.mktemp("reliability")
+    project = make_project_copy(root / "project")
+    raw = write_tar_gz(root / "tiny.tar.gz", tree_members())
+    session_run(project, raw, runtime_params={"model_training": {"epochs": 1}})
+    return {"project": project, "data": project / "data" / "smoke", "raw": raw}
+
+
+def fails_cleanly(baseline, raw: Path, expected: list[str], **run_args: Any) -> str:
+    """Run, expect an error whose message holds every ``expected`` text, and check
+    that nothing under data/ was written, changed or removed. Return the message."""
+    before = snapshot(baseline["data"])
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the message is checked
+        session_run(baseline["project"], raw, **run_args)
+    message = str(info.value)
+    for text in expected:
+        assert text in message, message
+    assert snapshot(baseline["data"]) == before
+    return message
+
+
+# ----------------------------------------------------------------- bad raw data
+
+
+def _without(prefix: str) -> dict[str, bytes]:
+    return {k: v for k, v in tree_members().items() if not k.startswith(prefix)}
+
+
+def _with(name: str, payload: bytes) -> dict[str, bytes]:
+    return {**tree_members(), name: payload}
+
+
+def _one_deer() -> dict[str, bytes]:
+    members = _without("train/deer/")
+    members["train/deer/000.png"] = tree_members()["train/deer/000.png"]
+    return members
+
+
+BAD_TREES = {
+    "missing-class-folder": (
+        _without("train/frog/"),
+        ["split 'train' has no images for class folder(s) ['frog']; expected all of"],
+    ),
+    "unreadable-image": (
+        _with("train/cat/broken.png", b"\x89PNG but not really"),
+        ["{raw}:train/cat/broken.png' cannot be read as PNG or JPEG"],
+    ),
+    "image-not-32x32": (
+        _with("train/ship/odd.png", png(np.zeros((16, 16, 3), np.uint8))),
+        ["{raw}:train/ship/odd.png' is 16x16 RGB; expected a 32x32 RGB image."],
+    ),
+    "image-not-rgb": (
+        _with("test/dog/grey.png", png(np.zeros((32, 32), np.uint8), "L")),
+        ["{raw}:test/dog/grey.png' is 32x32 L; expected a 32x32 RGB image."],
+    ),
+    "empty-split": (
+        _without("test/"),
+        ["split 'test' is empty; expected images under 'test/<class>/'"],
+    ),
+    "class-lost-by-the-validation-split": (
+        _one_deer(),
+        [
+            "data_ingestion.validation_fraction=0.2 cannot split 145 training images",
+            "have only 1 member",
+        ],
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD_TREES), ids=list(BAD_TREES))
+def test_bad_image_tree_fails_before_anything_is_written(baseline, tmp_path, case):
+    members, expected = BAD_TREES[case]
+    raw = write_tar_gz(tmp_path / "bad.tar.gz", members)
+    fails_cleanly(baseline, raw, [e.format(raw=raw) for e in expected])
+
+
+@pytest.mark.slow
+def test_missing_raw_file_says_where_to_put_it(baseline, tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    raw = tmp_path / "raw" / "cifar-10-python.tar.gz"
+    fails_cleanly(
+        baseline,
+        raw,
+        [
+            "Could not download CIFAR-10 from https://www.cs.toronto.edu/",
+            f"Download cifar-10-python.tar.gz by hand and put it at {raw}",
+            "CIFAR10_RAW_PATH",
+        ],
+    )
+    assert not raw.parent.exists() or not any(raw.parent.iterdir())
+
+
+@pytest.mark.slow
+def test_official_archive_with_wrong_md5_is_refused(baseline, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8)
+    raw = write_tar_gz(
+        tmp_path / "cifar-10-python.tar.gz", official_members(x, np.arange(120) % 10)
+    )
+    fails_cleanly(
+        baseline, raw, [f"'{raw}' has md5 ", f"expected {OFFICIAL_MD5} (the official"]
+    )
+
+
+@pytest.mark.slow
+def test_truncated_archive_is_refused(baseline, tmp_path):
+    full = write_tar_gz(tmp_path / "full.tar.gz", tree_members())
+    raw = tmp_path / "cifar10.tar.gz"
+    raw.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    fails_cleanly(baseline, raw, [f"'{raw}' is truncated or corrupt"])
+
+
+# --------------------------------------------------------------- bad parameters
+
+
+@pytest.mark.slow
+def test_bad_parameters_are_all_reported_before_any_node(baseline):
+    bad = {
+        "model_training": {
+            "architecture": "resnet",
+            "epochs": 0,
+            "batch_size": 12.5,
+            "optimizer": {"name": "rmsprop", "learning_rate": 0},
+            "epocs": 3,
+        },
+        "data_ingestion": {"validation_fraction": 1.5},
+    }
+    fails_cleanly(
+        baseline,
+        baseline["raw"],
+        [
+            "7 invalid parameter(s)",
+            "data_ingestion.validation_fraction: Input should be less than 1; got 1.5",
+            "model_training.architecture: Input should be 'fast_cnn' or 'notebook_cnn';"
+            " got 'resnet'",
+            "model_training.optimizer.name: Input should be 'adam', 'adamw' or 'sgd'; "
+            "got 'rmsprop'",
+            "model_training.optimizer.learning_rate: Input should be greater than 0; "
+            "got 0",
+            "model_training.batch_size: Input should be a valid integer; got 12.5",
+            "model_training.epochs: Input should be greater than 0; got 0",
+            "model_training.epocs: unknown parameter (a typo?); expected one of",
+        ],
+        runtime_params=bad,
+    )
+
+
+@pytest.mark.slow
+def test_bad_parameter_exits_non_zero_from_the_command_line(baseline):
+    before = snapshot(baseline["data"])
+    completed = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
+        + ["--params", "model_training.epochs=0,model_training.optimizr.name=sgd"],
+        cwd=baseline["project"],
+        env={**os.environ, "CIFAR10_RAW_PATH": str(baseline["raw"]), "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert "model_training.epochs: Input should be greater than 0; got 0" in output
+    assert "model_training.optimizr: unknown parameter (a typo?)" in output
+    assert "Running node" not in output
+    assert snapshot(baseline["data"]) == before
+
+
+# --------------------------------------------------------------- bad model file
+
+
+def _put_model_version(data: Path, write) -> Path:
+    """Write a newer version of trained_model with ``write(path)``; return the path."""
+    path = data / "06_models/model.keras/9999-12-31T23.59.59.999Z/model.keras"
+    path.parent.mkdir(parents=True)
+    write(path)
+    return path
+
+
+@pytest.mark.slow
+def test_model_file_that_is_not_a_keras_file_is_named(baseline):
+    path = _put_model_version(baseline["data"], lambda p: p.write_text("not a zip"))
+    try:
+        fails_cleanly(
+            baseline,
+            baseline["raw"],
+            [f"'{path}' is not a loadable .keras model: it is not a zip archive"],
+            pipeline_names=["reporting"],
+        )
+    finally:
+        path.unlink()
+        path.parent.rmdir()
+
+
+@pytest.mark.slow
+def test_model_file_with_python_code_is_refused_and_never_run(baseline, tmp_path):
+    marker = tmp_path / "code-ran"
+
+    # Stands for any code an attacker would put in a model file: it leaves a mark.
+    code = (
+        f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('!'), x)[1]"
+    )
+
+    def save(path: Path) -> None:
+        model = keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                keras.layers.Lambda(eval(code)),  # noqa: S307 - the test's own code
+                keras.layers.Flatten(),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.save(path)
+        marker.unlink()  # building the model here ran the lambda once
+
+    path = _put_model_version(baseline["data"], save)
+    try:
+        fails_cleanly(
+            baseline,
+            baseline["raw"],
+            [
+                f"'{path}' is not a loadable .keras model",
+                "Requested the deserialization of a `Lambda` layer",
+            ],
+            pipeline_names=["reporting"],
+        )
+    finally:
+        path.unlink()
+        path.parent.rmdir()
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------- resume
+
+
+def _completed_epochs(state: Path) -> int:
+    try:
+        return json.loads(state.read_text())["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.slow
+def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
+    project = make_project_copy(tmp_path / "project")
+    raw = write_tar_gz(tmp_path / "tiny.tar.gz", tree_members())
+    data = project / "data" / "smoke"
+    state = data / "06_models/checkpoints/resume/state.json"
+    epochs = 6
+    command = [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
+    command += ["--params", f"model_training.epochs={epochs}"]
+    env = {**os.environ, "CIFAR10_RAW_PATH": str(raw), "COLUMNS": "250"}
+
+    log = (tmp_path / "killed.log").open("w")
+    killed = subprocess.Popen(
+        command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 300
+    while _completed_epochs(state) < 2:  # noqa: PLR2004
+        assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    killed.kill()  # SIGKILL: no clean-up of any kind
+    killed.wait()
+    log.close()
+    done = _completed_epochs(state)
+    assert 2 <= done < epochs  # noqa: PLR2004
+    assert not versions(data, "06_models/model.keras")  # the killed run saved none
+
+    rerun = subprocess.run(
+        command,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, output[-3000:]
+    assert f"Resuming training at epoch {done + 1} of {epochs}" in output
+    history = pd.read_csv(latest(data, "07_model_output/training_history.csv"))
+    assert history["epoch"].tolist() == list(range(1, epochs + 1))
+    assert len(versions(data, "06_models/model.keras")) == 1
+    assert not state.parent.exists()  # finished: nothing left to resume
