@@ -139,12 +139,19 @@ def test_api_previews_the_reporting_outputs(viz_url):
 
 
 def hide_feature_hints(browser, url: str) -> None:
-    """Open ``url`` with kedro-viz's pop-up tour of new features turned off."""
-    browser.get(url)
-    browser.execute_script(
-        "localStorage.setItem('KedroViz', JSON.stringify({showFeatureHints: false}));"
+    """Open ``url`` with kedro-viz's pop-up tour of new features turned off.
+
+    The setting goes into localStorage before any script of the page runs (the app
+    reads it once at start and then writes its own state over it).
+    """
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "localStorage.setItem('KedroViz',"
+            " JSON.stringify({showFeatureHints: false}));"
+        },
     )
-    browser.refresh()
+    browser.get(url)
 
 
 def wait_for_graph(browser, names: set[str], screenshot: Path) -> None:
