@@ -295,8 +295,9 @@ def test_model_file_with_python_code_is_refused_and_never_run(baseline, tmp_path
             baseline,
             baseline["raw"],
             [
-                f"'{path}' is not a loadable .keras model",
-                "Requested the deserialization of a `Lambda` layer",
+                f"'{path}' is not a loadable .keras model: it needs Python code from "
+                "outside Keras (a Lambda layer's Python function), and models are "
+                "loaded with safe_mode=True, which never runs code from a model file."
             ],
             pipeline_names=["reporting"],
         )

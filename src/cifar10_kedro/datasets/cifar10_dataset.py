@@ -116,8 +116,13 @@ def _decode_image(name: str, payload: bytes) -> np.ndarray:
                 )
             return np.asarray(image, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        reason = (
+            "not a PNG or JPEG image"
+            if isinstance(exc, UnidentifiedImageError)
+            else str(exc)
+        )
         raise DatasetError(
-            f"Image '{name}' cannot be read as PNG or JPEG: {exc}"
+            f"Image '{name}' cannot be read as PNG or JPEG: {reason}."
         ) from exc
 
 

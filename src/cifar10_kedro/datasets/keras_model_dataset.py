@@ -7,6 +7,7 @@ Keras' safe mode unless ``load_args`` says otherwise, so a model file never runs
 
 from __future__ import annotations
 
+import re
 import tempfile
 import zipfile
 from copy import deepcopy
@@ -78,6 +79,14 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
             try:
                 return keras.saving.load_model(local, **self._load_args)
             except Exception as exc:
+                code = _needs_code(str(exc))
+                if code and self._load_args.get("safe_mode", True):
+                    raise DatasetError(
+                        f"'{load_path}' is not a loadable .keras model: it needs "
+                        f"Python code from outside Keras ({code}), and models are "
+                        "loaded with safe_mode=True, which never runs code from a "
+                        "model file. Use a model written by this project's training."
+                    ) from exc
                 raise DatasetError(
                     f"'{load_path}' is not a loadable .keras model (loaded with "
                     f"{self._load_args}): {exc}"
@@ -114,3 +123,13 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
 
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+
+def _needs_code(message: str) -> str | None:
+    """Say what Python code a failed load asked for, if that is why it failed."""
+    if "`Lambda` layer" in message:
+        return "a Lambda layer's Python function"
+    found = re.search(r"Could not locate (class|function) '([^']+)'", message)
+    if found:
+        return f"the custom {found[1]} '{found[2]}'"
+    return None
