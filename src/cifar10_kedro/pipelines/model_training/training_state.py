@@ -200,8 +200,8 @@ class TrainingCheckpoint:
         self._restore(model, state)
         copy_atomically(self.directory / state.best_model_file, self.best_path)
         logger.info(
-            "Resuming training at epoch %d of %d from the checkpoint in %s: epochs "
-            "1-%d restored (best %s %.4f at epoch %d).",
+            "Resuming training at epoch %d of %d from the checkpoint in %s "
+            "(%d completed epoch(s) restored; best %s %.4f at epoch %d).",
             state.epoch + 1,
             config["model_training"]["epochs"],
             self.directory,
