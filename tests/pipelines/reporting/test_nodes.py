@@ -246,7 +246,7 @@ def test_plot_training_curves(history) -> None:
         assert set(lines) == {
             f"train {column}",
             f"validation {column}",
-            "best epoch (3)",  # highest val_accuracy, for both plots
+            "best epoch (3, by val_accuracy)",  # highest val_accuracy, both plots
         }
         np.testing.assert_allclose(
             lines[f"train {column}"].get_ydata(), history[column]
@@ -254,7 +254,7 @@ def test_plot_training_curves(history) -> None:
         np.testing.assert_allclose(
             lines[f"validation {column}"].get_ydata(), history[f"val_{column}"]
         )
-        assert list(lines["best epoch (3)"].get_xdata()) == [3, 3]
+        assert list(lines["best epoch (3, by val_accuracy)"].get_xdata()) == [3, 3]
 
 
 def test_plot_confusion_matrix(hand_made) -> None:
@@ -324,3 +324,27 @@ def test_plot_confident_mistakes_without_mistakes(hand_made) -> None:
     assert isinstance(fig, Figure)
     assert not any(ax.get_images() for ax in fig.axes)
     assert [t.get_text() for t in fig.axes[0].texts] == ["no mistakes"]
+
+
+def test_best_epoch_follows_the_checkpoint_monitor() -> None:
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [2.0, 1.0, 0.5],
+            "accuracy": [0.3, 0.5, 0.7],
+            "val_loss": [1.5, 0.9, 1.1],
+            "val_accuracy": [0.4, 0.5, 0.6],
+        }
+    )
+    by_accuracy, _ = plot_training_curves(history, "val_accuracy")
+    by_loss, _ = plot_training_curves(history, "val_loss")
+    labels = [
+        next(
+            t.get_text()
+            for t in fig.axes[0].get_legend().get_texts()
+            if "best" in t.get_text()
+        )
+        for fig in (by_accuracy, by_loss)
+    ]
+    plt.close("all")
+    assert labels == ["best epoch (3, by val_accuracy)", "best epoch (2, by val_loss)"]

@@ -5,17 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import (
     classification_report,
     confusion_matrix,
     log_loss,
@@ -95,15 +91,19 @@ def evaluate_predictions(
     return metrics, report_table, predictions
 
 
-def _best_epoch(history: pd.DataFrame) -> int:
-    return int(history.loc[history["val_accuracy"].idxmax(), "epoch"])
+def _best_epoch(history: pd.DataFrame, monitor: str) -> int:
+    """Return the epoch the checkpoint kept: best ``monitor``, as Keras' 'auto' mode picks."""
+    column = "val_accuracy" if "acc" in monitor else monitor
+    values = history[column]
+    best = values.idxmax() if "acc" in monitor else values.idxmin()
+    return int(history.loc[best, "epoch"])
 
 
 # A curve whose values span more than this ratio is drawn on a log scale.
 _LOG_SCALE_RATIO = 100
 
 
-def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
+def _curve(history: pd.DataFrame, column: str, label: str, monitor: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     ax.plot(history["epoch"], history[column], marker="o", label=f"train {label}")
     ax.plot(
@@ -112,8 +112,10 @@ def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
         marker="o",
         label=f"validation {label}",
     )
-    best = _best_epoch(history)
-    ax.axvline(best, color="grey", linestyle="--", label=f"best epoch ({best})")
+    best = _best_epoch(history, monitor)
+    ax.axvline(
+        best, color="grey", linestyle="--", label=f"best epoch ({best}, by {monitor})"
+    )
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
     # Whole epochs only, even for a run of two or three.
@@ -136,9 +138,17 @@ def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
     return fig
 
 
-def plot_training_curves(history: pd.DataFrame) -> tuple[Figure, Figure]:
-    """Return the loss and accuracy curves, train and validation, best epoch marked."""
-    return _curve(history, "loss", "loss"), _curve(history, "accuracy", "accuracy")
+def plot_training_curves(
+    history: pd.DataFrame, monitor: str = "val_accuracy"
+) -> tuple[Figure, Figure]:
+    """Return the loss and accuracy curves, train and validation, best epoch marked.
+
+    The marked epoch is the one the checkpoint kept, chosen by ``monitor``.
+    """
+    return (
+        _curve(history, "loss", "loss", monitor),
+        _curve(history, "accuracy", "accuracy", monitor),
+    )
 
 
 def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> Figure:

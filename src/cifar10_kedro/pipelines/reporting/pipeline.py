@@ -29,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 plot_training_curves,
-                inputs="training_history",
+                inputs=["training_history", "params:model_training.checkpoint.monitor"],
                 outputs=["loss_curve", "accuracy_curve"],
                 name="plot_training_curves",
             ),
