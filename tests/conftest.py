@@ -9,6 +9,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
+# Kedro configures logging (logging.config.dictConfig) when kedro.framework.project is
+# first imported. Imported here, at start-up: imported first by a conftest collected
+# later (tests/exploring), it replaced pytest's capture handlers mid-collection and
+# `pytest tests` died with "I/O operation on closed file".
+import kedro.framework.project  # noqa: E402, F401
 import pytest  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
