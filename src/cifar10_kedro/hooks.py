@@ -26,13 +26,28 @@ class PreflightHooks:
     ) -> None:
         # Imported here: settings.py imports this module for every kedro command, and
         # these import Keras.
+        from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
+
         from cifar10_kedro.datasets import KerasModelDataset  # noqa: PLC0415
+        from cifar10_kedro.datasets.keras_model_dataset import (  # noqa: PLC0415
+            load_keras_file,
+        )
         from cifar10_kedro.params_schema import validate_parameters  # noqa: PLC0415
 
         # The merged parameters of the run: conf/base, the environment and --params.
         validate_parameters(catalog.load("parameters"))
         logger.info("Parameters match the schema (cifar10_kedro.params_schema).")
         for name in sorted(pipeline.inputs()):
-            if isinstance(catalog.get(name), KerasModelDataset):
+            dataset = catalog.get(name)
+            if isinstance(dataset, KerasModelDataset):
                 catalog.load(name)
-                logger.info("'%s' loads in Keras' safe mode.", name)
+            elif isinstance(dataset, TensorFlowModelDataset):
+                # Its own errors name a temporary copy: open the real file ourselves.
+                path = str(dataset._get_load_path())  # noqa: SLF001
+                args = dataset._load_args  # noqa: SLF001
+                load_keras_file(
+                    path, path, {k: v for k, v in args.items() if k != "tf_device"}
+                )
+            else:
+                continue
+            logger.info("'%s' loads in Keras' safe mode.", name)

@@ -60,6 +60,6 @@ def test_safe_mode_is_the_default_and_the_catalog_keeps_it(tmp_path):
     assert dataset._describe()["load_args"]["safe_mode"] is True  # noqa: SLF001
     catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())
     entry = catalog["trained_model"]
-    assert entry["type"] == "cifar10_kedro.datasets.KerasModelDataset"
+    assert entry["type"] == "tensorflow.TensorFlowModelDataset"
     assert entry["load_args"]["safe_mode"] is True
     assert entry["versioned"] is True

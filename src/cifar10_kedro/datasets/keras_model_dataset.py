@@ -69,28 +69,7 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
         with tempfile.TemporaryDirectory(prefix="kedro_keras_") as tmp:
             local = f"{tmp}/model.keras"
             self._fs.get(load_path, local)
-            if not zipfile.is_zipfile(local):
-                # Keras would report the temporary copy as "not found".
-                raise DatasetError(
-                    f"'{load_path}' is not a loadable .keras model: it is not a zip "
-                    "archive, as every .keras file that Keras writes is (a truncated "
-                    "copy, or another format saved under this name?)."
-                )
-            try:
-                return keras.saving.load_model(local, **self._load_args)
-            except Exception as exc:
-                code = _needs_code(str(exc))
-                if code and self._load_args.get("safe_mode", True):
-                    raise DatasetError(
-                        f"'{load_path}' is not a loadable .keras model: it needs "
-                        f"Python code from outside Keras ({code}), and models are "
-                        "loaded with safe_mode=True, which never runs code from a "
-                        "model file. Use a model written by this project's training."
-                    ) from exc
-                raise DatasetError(
-                    f"'{load_path}' is not a loadable .keras model (loaded with "
-                    f"{self._load_args}): {exc}"
-                ) from exc
+            return load_keras_file(local, load_path, self._load_args)
 
     def save(self, data: keras.Model) -> None:
         save_path = get_filepath_str(self._get_save_path(), self._protocol)
@@ -123,6 +102,38 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
 
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+
+def load_keras_file(
+    local: str, shown_path: str, load_args: dict[str, Any]
+) -> keras.Model:
+    """Load the ``.keras`` file at ``local``; errors name ``shown_path`` and say why.
+
+    Shared with the preflight hook, which opens ``TensorFlowModelDataset`` files the same
+    way so that a bad model file fails before a run writes anything.
+    """
+    if not zipfile.is_zipfile(local):
+        # Keras would report the file as "not found".
+        raise DatasetError(
+            f"'{shown_path}' is not a loadable .keras model: it is not a zip "
+            "archive, as every .keras file that Keras writes is (a truncated "
+            "copy, or another format saved under this name?)."
+        )
+    try:
+        return keras.saving.load_model(local, **load_args)
+    except Exception as exc:
+        code = _needs_code(str(exc))
+        if code and load_args.get("safe_mode", True):
+            raise DatasetError(
+                f"'{shown_path}' is not a loadable .keras model: it needs "
+                f"Python code from outside Keras ({code}), and models are "
+                "loaded with safe_mode=True, which never runs code from a "
+                "model file. Use a model written by this project's training."
+            ) from exc
+        raise DatasetError(
+            f"'{shown_path}' is not a loadable .keras model (loaded with "
+            f"{load_args}): {exc}"
+        ) from exc
 
 
 def _needs_code(message: str) -> str | None:
