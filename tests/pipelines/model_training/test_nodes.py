@@ -418,3 +418,12 @@ def test_train_model_sparse_labels_constant_rate(tmp_path: Path) -> None:
     # Checkpoint on val_loss: the returned model has the lowest validation loss.
     loss = -np.mean(np.log(probabilities[np.arange(len(y_val)), y_val]))
     assert loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
+
+
+def test_progress_bar_counts_the_epochs_of_the_whole_run(capsys) -> None:
+    from cifar10_kedro.pipelines.model_training.callbacks import RunProgress  # noqa: PLC0415
+
+    progress = RunProgress(epochs=26)
+    progress.set_params({"verbose": 1, "epochs": 5, "steps": 3})
+    progress.on_epoch_begin(4)
+    assert "Epoch 5/26" in capsys.readouterr().out

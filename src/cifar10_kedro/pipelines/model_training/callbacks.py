@@ -38,6 +38,22 @@ class EpochRecorder(keras.callbacks.Callback):
         )
 
 
+class RunProgress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting the epochs of the whole run.
+
+    ``train_model`` calls ``fit`` once per epoch (to checkpoint between epochs), which
+    would otherwise print "Epoch 5/5" for the fifth epoch of 26.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params: dict) -> None:
+        super().set_params(params)
+        self.epochs = self.run_epochs
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, and says where.
 

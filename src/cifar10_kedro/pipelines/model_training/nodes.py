@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .architectures import assemble, augmentation_block
-from .callbacks import EpochRecorder, StopOnNonFiniteLoss
+from .callbacks import EpochRecorder, RunProgress, StopOnNonFiniteLoss
 from .training_state import TrainingCheckpoint, TrainingState, training_config
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def train_model(
             initial_epoch=epoch,
             epochs=epoch + 1,
             validation_data=(x_val, labels["val"]),
-            callbacks=[recorder, guard],
+            callbacks=[RunProgress(params["epochs"]), recorder, guard],
             shuffle=False,  # _epoch_order shuffles
             verbose=params.get("verbose", "auto"),
         )
