@@ -26,7 +26,10 @@ class PreflightHooks:
     ) -> None:
         # Imported here: settings.py imports this module for every kedro command, and
         # these import Keras.
-        from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
+        try:
+            from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
+        except ImportError:  # a machine without TensorFlow (conf/gpu under JAX)
+            TensorFlowModelDataset = ()  # noqa: N806 - matches nothing in isinstance
 
         from cifar10_kedro.datasets import KerasModelDataset  # noqa: PLC0415
         from cifar10_kedro.datasets.keras_model_dataset import (  # noqa: PLC0415

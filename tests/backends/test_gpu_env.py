@@ -1,0 +1,63 @@
+"""conf/gpu on a machine with JAX and no TensorFlow, tried on this CPU with a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.pipelines.test_pipelines import latest, make_project_copy
+
+pytest.importorskip("jax")
+
+
+@pytest.mark.slow
+def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
+    tmp_path, shared_jpeg_archive
+):
+    project = make_project_copy(tmp_path / "project")
+    # GPU machines carry JAX but no TensorFlow: make `import tensorflow` fail here too.
+    blocker = tmp_path / "no_tensorflow" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ImportError('TensorFlow is not installed on this machine')\n"
+    )
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join(
+            [str(blocker.parent), os.environ.get("PYTHONPATH", "")]
+        ),
+        "CIFAR10_RAW_PATH": str(shared_jpeg_archive),
+    }
+    params = ",".join(
+        [
+            "data_ingestion.train_per_class=20",
+            "data_ingestion.test_per_class=10",
+            "data_ingestion.validation_fraction=0.5",
+            "model_training.epochs=1",
+            "model_training.batch_size=50",
+        ]
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--env", "gpu", "--params", params],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    log = completed.stdout + completed.stderr
+    assert completed.returncode == 0, log[-4000:]
+    assert "Pipeline execution completed successfully" in log
+    root = project / "data" / "gpu"
+    metrics = json.loads(latest(root, "08_reporting/test_metrics.json").read_text())
+    assert metrics["num_test_images"] == 100
+    assert 0.0 <= metrics["tta_flip"]["accuracy"] <= 1.0
+    model_file = latest(root, "06_models/model.keras")
+    assert model_file.stat().st_size > 1_000_000  # the wide GPU model, [64, 256, 256]
