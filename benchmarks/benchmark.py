@@ -5,6 +5,7 @@ Usage (from the project root, after ``bash scripts/setup.sh``)::
     python benchmarks/benchmark.py                      # conf/base, the default run
     python benchmarks/benchmark.py --env notebook --params model_training.epochs=3
     python benchmarks/benchmark.py --compare --minutes 10   # notebook vs default, same budget
+    python benchmarks/benchmark.py --sweep 16/32,64,128 24/48,96,192 32/64,128,256
 
 For one environment it prints: training images/s, input-pipeline images/s (shuffled uint8
 batching alone, and with the augmentation layers), seconds per epoch, test-set inference
@@ -62,9 +63,11 @@ def with_epochs(params: dict[str, Any], epochs: int) -> dict[str, Any]:
 
 
 def session(env: str, params: dict[str, Any]) -> KedroSession:
-    bootstrap_project(PROJECT)
+    bootstrap_project(Path.cwd())
     return KedroSession.create(
-        project_path=PROJECT, env=None if env == "base" else env, runtime_params=params
+        project_path=Path.cwd(),
+        env=None if env == "base" else env,
+        runtime_params=params,
     )
 
 
@@ -129,6 +132,34 @@ def training_rate(
         shuffle=False,
     )
     return n / (time.perf_counter() - start)
+
+
+def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> None:
+    """Print fast_cnn training images/s for each ``stem/w1,w2,...`` spec, both precisions."""
+    ensure_arrays(env, extra)
+    with session(env, extra) as s:
+        context = s.load_context()
+        base = context.params["model_training"]
+        x, y = context.catalog.load("x_train"), context.catalog.load("y_train")
+    print(f"{'stem/widths':<20}{'precision':>16}{'params':>12}{'train img/s':>14}")
+    for spec in specs:
+        stem, _, widths = spec.partition("/")
+        options = {
+            "stem_width": int(stem),
+            "widths": [int(w) for w in widths.split(",")],
+        }
+        for precision in ("float32", "mixed_bfloat16"):
+            params = {
+                **base,
+                "architecture": "fast_cnn",
+                "precision": precision,
+                "architectures": {**base["architectures"], "fast_cnn": options},
+            }
+            rate = training_rate(
+                x, y, params, steps=max(5, 4096 // params["batch_size"])
+            )
+            count = build_model(params, y).count_params()
+            print(f"{spec:<20}{precision:>16}{count:>12,}{rate:>14,.0f}", flush=True)
 
 
 def peak_rss_gib() -> float:
@@ -243,9 +274,25 @@ def main(argv: list[str] | None = None) -> None:
         default=10.0,
         help="training budget per config in --compare",
     )
+    parser.add_argument(
+        "--sweep",
+        nargs="+",
+        metavar="STEM/W1,W2,W3",
+        help="only measure fast_cnn training speed for these widths, e.g. 24/48,96,192",
+    )
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=PROJECT,
+        help="the Kedro project (default: this one)",
+    )
     args = parser.parse_args(argv)
-    os.chdir(PROJECT)
+    # Sessions use the working directory as the project, as `kedro run` does.
+    os.chdir(args.project)
     extra = parse_params(args.params)
+    if args.sweep:
+        sweep(args.env, args.sweep, extra)
+        return
     if args.compare:
         compare(args.minutes, extra)
         return
