@@ -17,6 +17,19 @@ import kedro.framework.project  # noqa: E402, F401
 import pytest  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The official label order, written out here rather than taken from the code under test.
+OFFICIAL_CLASS_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 

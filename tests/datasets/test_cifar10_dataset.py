@@ -22,19 +22,8 @@ from PIL import Image
 
 from cifar10_kedro.datasets import CIFAR10Dataset
 from cifar10_kedro.datasets.cifar10_dataset import CLASS_NAMES
+from tests.conftest import OFFICIAL_CLASS_NAMES
 
-OFFICIAL_CLASS_NAMES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
 PER_BATCH = 20
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 

@@ -14,19 +14,9 @@ from cifar10_kedro.pipelines.data_ingestion.nodes import (
     summarize_dataset,
     validate_raw_data,
 )
+from tests.conftest import OFFICIAL_CLASS_NAMES
 
-CLASS_NAMES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CLASS_NAMES = OFFICIAL_CLASS_NAMES
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:

@@ -16,19 +16,9 @@ from cifar10_kedro.pipelines.reporting.nodes import (
     plot_training_curves,
     predict_test,
 )
+from tests.conftest import OFFICIAL_CLASS_NAMES
 
-CLASS_NAMES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+CLASS_NAMES = OFFICIAL_CLASS_NAMES
 
 
 @pytest.fixture(autouse=True)
