@@ -54,7 +54,6 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
     )
     log = completed.stdout + completed.stderr
     assert completed.returncode == 0, log[-4000:]
-    assert "Pipeline execution completed successfully" in log
     root = project / "data" / "gpu"
     metrics = json.loads(latest(root, "08_reporting/test_metrics.json").read_text())
     assert metrics["num_test_images"] == 100
