@@ -190,13 +190,17 @@ def train_model(
     state = checkpoint.start(model, config, resume=params.get("resume", True))
     recorder, guard = EpochRecorder(params["epochs"]), StopOnNonFiniteLoss()
     stopping = params["early_stopping"]
+    # One shuffled copy of the training set, refilled each epoch rather than re-allocated.
+    x_epoch, y_epoch = np.empty_like(x_train), np.empty_like(labels["train"])
     for epoch in range(state.epoch, params["epochs"]):
         if state.stopped_early:
             break
         order = _epoch_order(len(y_train), params["seed"], epoch)
+        np.take(x_train, order, axis=0, out=x_epoch)
+        np.take(labels["train"], order, axis=0, out=y_epoch)
         fit = model.fit(
-            x_train[order],
-            labels["train"][order],
+            x_epoch,
+            y_epoch,
             batch_size=params["batch_size"],
             initial_epoch=epoch,
             epochs=epoch + 1,
