@@ -427,3 +427,18 @@ def test_progress_bar_counts_the_epochs_of_the_whole_run(capsys) -> None:
     progress.set_params({"verbose": 1, "epochs": 5, "steps": 3})
     progress.on_epoch_begin(4)
     assert "Epoch 5/26" in capsys.readouterr().out
+
+
+def test_fit_data_yields_every_sample_once_in_order() -> None:
+    x = np.arange(10 * 32 * 32 * 3, dtype=np.uint8).reshape(10, 32, 32, 3)
+    y = np.arange(10)
+    data = nodes._fit_data(x, y, batch_size=4)
+    if "y" in data:  # arrays: Keras batches them itself
+        batches = [(data["x"][i : i + 4], data["y"][i : i + 4]) for i in (0, 4, 8)]
+    else:
+        batches = [tuple(map(np.asarray, b)) for b in data["x"]]
+        options = data["x"].options()
+        assert options.autotune.enabled is False  # see _fit_data: avoids ~25 s stalls
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
