@@ -5,7 +5,7 @@ Usage (from the project root, after ``bash scripts/setup.sh``)::
     python benchmarks/benchmark.py                      # conf/base, the default run
     python benchmarks/benchmark.py --env notebook --params model_training.epochs=3
     python benchmarks/benchmark.py --compare --minutes 10   # notebook vs default, same budget
-    python benchmarks/benchmark.py --sweep 16/32,64,128 24/48,96,192 32/64,128,256
+    python benchmarks/benchmark.py --sweep 24/48,96,192 w/64,128,256   # w: whitening stem
 
 For one environment it prints: training images/s, input-pipeline images/s (shuffled uint8
 batching alone, and with the augmentation layers), seconds per epoch, test-set inference
@@ -32,7 +32,10 @@ import numpy as np  # noqa: E402
 from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
-from cifar10_kedro.pipelines.model_training.nodes import build_model  # noqa: E402
+from cifar10_kedro.pipelines.model_training.nodes import (  # noqa: E402
+    build_model,
+    fit_inputs,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +97,7 @@ def input_pipeline_rate(
         _ = x[index], y[index]
     batching = steps * batch_size / (time.perf_counter() - start)
 
-    augment = build_model(params, y).get_layer("augmentation")
+    augment = build_model(params, x, y).get_layer("augmentation")
     augment(x[:batch_size], training=True)  # build and trace once
     start = time.perf_counter()
     for step in range(steps):
@@ -104,34 +107,42 @@ def input_pipeline_rate(
     return batching, augmented
 
 
+class BatchClock(keras.callbacks.Callback):
+    """Times the end of every training batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.ends.append(time.perf_counter())
+
+
 def training_rate(
     x: np.ndarray, y: np.ndarray, params: dict[str, Any], steps: int
 ) -> float:
-    """Return training images/s of the configured model over ``steps`` batches (after warm-up)."""
-    model = build_model(params, y)
+    """Return training images/s of the configured model in steady state.
+
+    Fed as ``train_model`` feeds it; timed from the end of the first batch (which
+    includes tracing) to the end of the last of ``steps`` full batches.
+    """
+    model = build_model(params, x, y)
     labels = (
         keras.utils.to_categorical(y, 10)
         if params["loss"] == "categorical_crossentropy"
         else y
     )
+    steps = max(2, min(steps, len(x) // params["batch_size"]))
     n = params["batch_size"] * steps
+    clock = BatchClock()
     model.fit(
-        x[: params["batch_size"] * 2],
-        labels[: params["batch_size"] * 2],
-        batch_size=params["batch_size"],
-        epochs=1,
-        verbose=0,
-    )
-    start = time.perf_counter()
-    model.fit(
-        x[:n],
-        labels[:n],
-        batch_size=params["batch_size"],
+        **fit_inputs(x[:n], labels[:n], params["batch_size"]),
         epochs=1,
         verbose=0,
         shuffle=False,
+        callbacks=[clock],
     )
-    return n / (time.perf_counter() - start)
+    return (steps - 1) * params["batch_size"] / (clock.ends[-1] - clock.ends[0])
 
 
 def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> None:
@@ -145,7 +156,7 @@ def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> None:
     for spec in specs:
         stem, _, widths = spec.partition("/")
         options = {
-            "stem_width": int(stem),
+            **({"stem": "whitening"} if stem == "w" else {"stem_width": int(stem)}),
             "widths": [int(w) for w in widths.split(",")],
         }
         for precision in ("float32", "mixed_bfloat16"):
@@ -156,9 +167,9 @@ def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> None:
                 "architectures": {**base["architectures"], "fast_cnn": options},
             }
             rate = training_rate(
-                x, y, params, steps=max(5, 4096 // params["batch_size"])
+                x, y, params, steps=max(6, 6144 // params["batch_size"])
             )
-            count = build_model(params, y).count_params()
+            count = build_model(params, x, y).count_params()
             print(f"{spec:<20}{precision:>16}{count:>12,}{rate:>14,.0f}", flush=True)
 
 
@@ -229,7 +240,7 @@ def compare(minutes: float, extra: dict[str, Any]) -> None:
             train_params = context.params["model_training"]
             x, y = context.catalog.load("x_train"), context.catalog.load("y_train")
         rate = training_rate(
-            x, y, train_params, steps=max(5, 2048 // train_params["batch_size"])
+            x, y, train_params, steps=max(6, 6144 // train_params["batch_size"])
         )
         # Validation adds about a tenth of an epoch; keep at least one epoch.
         epochs = max(1, int(minutes * 60 / (len(x) / rate * 1.1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
@@ -34,7 +35,9 @@ def test_notebook_environment_is_the_notebook_configuration(tmp_path):
         "fill_mode": "nearest",
         "interpolation": "bilinear",
     }
-    model = build_model(params, y_train=[0] * 64)
+    model = build_model(
+        params, np.zeros((64, 32, 32, 3), np.uint8), np.zeros(64, np.uint8)
+    )
     assert model.count_params() == 7_385_110
 
 

@@ -19,7 +19,7 @@ def main(params_json: str, checkpoint: str) -> None:
     x = (
         rng.integers(0, 60, (y.size, 32, 32, 3)) + (y * 20)[:, None, None, None]
     ).astype(np.uint8)
-    model = build_model(params, y)
+    model = build_model(params, x, y)
     trained, history = train_model(model, x, y, x[::3], y[::3], params)
     probabilities = predict_test(trained, x[:20], {"batch_size": 10, "tta_flip": True})
     print(

@@ -13,6 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from cifar10_kedro.pipelines.model_training import nodes
+from cifar10_kedro.pipelines.model_training.architectures import whitening_weights
 from cifar10_kedro.pipelines.model_training.nodes import (
     HISTORY_COLUMNS,
     build_model,
@@ -77,6 +78,11 @@ def tiny_data(seed: int = 0) -> tuple[np.ndarray, ...]:
     return x_train, y_train, x_val, y_val
 
 
+def blank_data(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` black images and zero labels: for building models, not training them."""
+    return np.zeros((n, 32, 32, 3), np.uint8), np.zeros(n, np.uint8)
+
+
 # ---------------------------------------------------------------------- build_model
 
 
@@ -87,7 +93,7 @@ def notebook_params() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def notebook_model(notebook_params) -> keras.Model:
-    return build_model(copy.deepcopy(notebook_params), np.zeros(1000, dtype=np.uint8))
+    return build_model(copy.deepcopy(notebook_params), *blank_data(1000))
 
 
 def test_notebook_config_is_the_notebook(notebook_params) -> None:
@@ -170,14 +176,15 @@ def test_notebook_model_outputs_probabilities(notebook_model) -> None:
 def test_fast_cnn_default_builds_and_predicts_probabilities() -> None:
     params = load_params()
     assert params["architecture"] == "fast_cnn"
-    model = build_model(params, np.zeros(45000, dtype=np.uint8))
+    model = build_model(params, *blank_data(45000))
 
     assert model.name == "fast_cnn"
     assert type(model.optimizer) is keras.optimizers.SGD
     assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert [c.filters for c in convs] == [24, 48, 48, 96, 96, 192, 192]
+    assert [c.filters for c in convs] == [24, 64, 64, 128, 128, 256, 256]
+    assert convs[0].name == "whitening" and not convs[0].trainable
     x, *_ = tiny_data()
     probabilities = np.asarray(model.predict(x[:6], verbose=0))
     assert probabilities.shape == (6, 10)
@@ -188,9 +195,9 @@ def test_fast_cnn_default_builds_and_predicts_probabilities() -> None:
 
 def test_build_model_is_seeded() -> None:
     params = tiny_params(Path("unused"))
-    a = build_model(copy.deepcopy(params), np.zeros(200))
-    b = build_model(copy.deepcopy(params), np.zeros(200))
-    c = build_model({**copy.deepcopy(params), "seed": 43}, np.zeros(200))
+    a = build_model(copy.deepcopy(params), *blank_data(200))
+    b = build_model(copy.deepcopy(params), *blank_data(200))
+    c = build_model({**copy.deepcopy(params), "seed": 43}, *blank_data(200))
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     assert not all(
@@ -231,11 +238,11 @@ def test_build_model_rejects_unknown_choices(
 ) -> None:
     params = tiny_params(tmp_path, **{key: value})
     with pytest.raises(ValueError, match=message):
-        build_model(params, np.zeros(200))
+        build_model(params, *blank_data(200))
 
 
 def test_augmentation_only_in_training(tmp_path: Path) -> None:
-    model = build_model(tiny_params(tmp_path), np.zeros(200))
+    model = build_model(tiny_params(tmp_path), *blank_data(200))
     augmentation = model.get_layer("augmentation")
     assert [type(layer).__name__ for layer in augmentation.layers] == [
         "RandomFlip",
@@ -275,7 +282,9 @@ OFF = {
     "augmentation", [None, {}, OFF], ids=["null", "empty", "all-off"]
 )
 def test_no_augmentation_is_identity(tmp_path: Path, augmentation) -> None:
-    model = build_model(tiny_params(tmp_path, augmentation=augmentation), np.zeros(200))
+    model = build_model(
+        tiny_params(tmp_path, augmentation=augmentation), *blank_data(200)
+    )
     block = model.get_layer("augmentation")
     assert [type(layer).__name__ for layer in block.layers] == ["Identity"]
     x = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3)).astype("float32")
@@ -317,7 +326,7 @@ def run_training(
     params: dict[str, Any],
 ) -> tuple[keras.Model, keras.Model, pd.DataFrame]:
     x_train, y_train, x_val, y_val = tiny_data()
-    model = build_model(copy.deepcopy(params), y_train)
+    model = build_model(copy.deepcopy(params), x_train, y_train)
     best, history = train_model(
         model, x_train, y_train, x_val, y_val, copy.deepcopy(params)
     )
@@ -429,16 +438,52 @@ def test_progress_bar_counts_the_epochs_of_the_whole_run(capsys) -> None:
     assert "Epoch 5/26" in capsys.readouterr().out
 
 
-def test_fit_data_yields_every_sample_once_in_order() -> None:
+def test_fit_inputs_yields_every_sample_once_in_order() -> None:
     x = np.arange(10 * 32 * 32 * 3, dtype=np.uint8).reshape(10, 32, 32, 3)
     y = np.arange(10)
-    data = nodes._fit_data(x, y, batch_size=4)
+    data = nodes.fit_inputs(x, y, batch_size=4)
     if "y" in data:  # arrays: Keras batches them itself
         batches = [(data["x"][i : i + 4], data["y"][i : i + 4]) for i in (0, 4, 8)]
     else:
         batches = [tuple(map(np.asarray, b)) for b in data["x"]]
         options = data["x"].options()
-        assert options.autotune.enabled is False  # see _fit_data: avoids ~25 s stalls
+        assert options.autotune.enabled is False  # see fit_inputs: avoids ~25 s stalls
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+
+
+def test_whitening_weights_decorrelate_patches() -> None:
+    rng = np.random.default_rng(0)
+    # Smooth, correlated images: neighbouring pixels and channels move together.
+    base = rng.normal(128, 40, (300, 33, 33, 1))
+    smooth = (base[:, 1:, 1:] + base[:, :-1, :-1]) / 2 + rng.normal(
+        0, 8, (300, 32, 32, 3)
+    )
+    images = np.clip(smooth, 0, 255).astype(np.uint8)
+    kernel, bias = whitening_weights(images, eps=1e-9)
+    assert kernel.shape == (2, 2, 3, 24) and bias.shape == (24,)
+    np.testing.assert_allclose(kernel[..., 12:], -kernel[..., :12])
+    patches = np.lib.stride_tricks.sliding_window_view(
+        images / 255.0, (2, 2), axis=(1, 2)
+    )
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)
+    features = patches @ kernel.reshape(12, 24)[:, :12] + bias[:12]
+    np.testing.assert_allclose(features.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(features, rowvar=False), np.eye(12), atol=1e-2)
+
+
+def test_whitening_stem_is_set_from_training_images_and_never_trained(
+    tmp_path: Path,
+) -> None:
+    params = tiny_params(tmp_path, epochs=1)
+    params["architectures"]["fast_cnn"]["stem"] = "whitening"
+    x_train, y_train, x_val, y_val = tiny_data()
+    model = build_model(copy.deepcopy(params), x_train, y_train)
+    layer = model.get_layer("whitening")
+    assert not layer.trainable
+    kernel, bias = whitening_weights(x_train)  # 200 images: all of them are used
+    np.testing.assert_allclose(layer.get_weights()[0], kernel, rtol=1e-6)
+    np.testing.assert_allclose(layer.get_weights()[1], bias, rtol=1e-6)
+    best, _ = train_model(model, x_train, y_train, x_val, y_val, params)
+    np.testing.assert_allclose(best.get_layer("whitening").get_weights()[0], kernel)

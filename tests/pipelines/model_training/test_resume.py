@@ -38,7 +38,7 @@ class Killed(BaseException):
 def train(params: dict[str, Any]) -> tuple[keras.Model, pd.DataFrame]:
     """Build and train as the pipeline does, each call a fresh model ("a new process")."""
     x_train, y_train, x_val, y_val = tiny_data()
-    model = build_model(copy.deepcopy(params), y_train)
+    model = build_model(copy.deepcopy(params), x_train, y_train)
     return train_model(model, x_train, y_train, x_val, y_val, copy.deepcopy(params))
 
 
@@ -187,7 +187,7 @@ def test_nan_loss_fails_clearly_and_keeps_the_best_model(tmp_path) -> None:
         tmp_path, epochs=3, augmentation=None, lr_schedule={"name": "constant"}
     )
     x_train, y_train, x_val, y_val = tiny_data()
-    model = build_model(copy.deepcopy(params), y_train)
+    model = build_model(copy.deepcopy(params), x_train, y_train)
     steps_per_epoch = len(y_train) // params["batch_size"]
     model.compile(
         optimizer=keras.optimizers.SGD(ExplodingRate(steps_per_epoch)),

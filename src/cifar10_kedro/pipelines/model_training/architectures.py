@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
 INPUT_SHAPE = (32, 32, 3)
@@ -63,11 +64,36 @@ def notebook_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
     ]
 
 
+WHITENING_LAYER = "whitening"
+
+
+def whitening_weights(
+    images: np.ndarray, size: int = 2, eps: float = 5e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the kernel and bias of a conv that whitens ``size`` x ``size`` patches.
+
+    The filters are the eigenvectors of the patches' covariance (pixels in [0, 1])
+    scaled by 1/sqrt(eigenvalue + eps), each with its negative: 2 * size * size * 3
+    channels of decorrelated, unit-variance, centred features.
+    """
+    x = images.astype(np.float64) / 255.0
+    windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))
+    # (n, h, w, channel, dy, dx) -> patches ordered (dy, dx, channel) like a kernel.
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * 3)
+    mean = patches.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches, rowvar=False))
+    filters = eigenvectors / np.sqrt(eigenvalues + eps)
+    filters = np.concatenate([filters, -filters], axis=1)
+    kernel = filters.reshape(size, size, 3, -1).astype("float32")
+    return kernel, (-mean @ filters).astype("float32")
+
+
 def fast_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
     """Return a small all-convolutional net in the style of fast CIFAR-10 recipes.
 
-    A 3x3 stem, then one group per width: conv, 2x2 max-pool, BN, ReLU, conv, BN,
-    ReLU; global max pooling into a linear head.
+    A stem (a 3x3 conv, or a fixed 2x2 patch-whitening conv set from the training
+    images by ``build_model``), then one group per width: conv, 2x2 max-pool, BN,
+    ReLU, conv, BN, ReLU; global max pooling into a linear head.
     """
     stem = params.get("stem_width", 32)
     widths = params.get("widths", [64, 128, 256])
@@ -83,7 +109,14 @@ def fast_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
         ]
 
     stack: list[layers.Layer] = [layers.Rescaling(1.0 / 255.0, dtype=dtype)]
-    stack += conv_bn_relu(stem, pool=False)
+    if params.get("stem", "conv") == "whitening":
+        # 2 x 12 whitened channels of each 2x2 patch (31x31); never trained.
+        stack += [
+            layers.Conv2D(24, 2, trainable=False, name=WHITENING_LAYER, dtype=dtype),
+            layers.Activation("relu", dtype=dtype),
+        ]
+    else:
+        stack += conv_bn_relu(stem, pool=False)
     for width in widths:
         stack += conv_bn_relu(width, pool=True) + conv_bn_relu(width, pool=False)
     stack += [

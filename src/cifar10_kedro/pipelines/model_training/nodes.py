@@ -11,7 +11,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .architectures import assemble, augmentation_block
+from .architectures import (
+    WHITENING_LAYER,
+    assemble,
+    augmentation_block,
+    whitening_weights,
+)
 from .callbacks import EpochRecorder, RunProgress, StopOnNonFiniteLoss
 from .training_state import TrainingCheckpoint, TrainingState, training_config
 
@@ -82,16 +87,26 @@ def _learning_rate(
     )
 
 
-def build_model(params: dict[str, Any], y_train: np.ndarray) -> keras.Model:
+def build_model(
+    params: dict[str, Any], x_train: np.ndarray, y_train: np.ndarray
+) -> keras.Model:
     """Return the compiled Keras model named by ``params['architecture']``."""
     keras.utils.set_random_seed(params["seed"])
     dtype = resolve_precision(params.get("precision", "float32"))
+    options = (params.get("architectures") or {}).get(params["architecture"]) or {}
     model = assemble(
         params["architecture"],
-        (params.get("architectures") or {}).get(params["architecture"]) or {},
+        options,
         augmentation_block(params.get("augmentation") or {}, params["seed"]),
         dtype,
     )
+    if any(layer.name == WHITENING_LAYER for layer in model.layers):
+        sample = np.random.default_rng(params["seed"]).choice(
+            len(x_train), min(len(x_train), 5000), replace=False
+        )
+        model.get_layer(WHITENING_LAYER).set_weights(
+            list(whitening_weights(x_train[np.sort(sample)]))
+        )
     name = params["optimizer"]["name"]
     if name not in OPTIMIZERS:
         raise ValueError(
@@ -160,7 +175,7 @@ def _epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(size)
 
 
-def _fit_data(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
+def fit_inputs(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
     """Return ``fit``'s data arguments: batches in order, one pass per epoch.
 
     Under TensorFlow a ``tf.data`` pipeline with autotuning switched off: with the
@@ -210,7 +225,7 @@ def train_model(
     stopping = params["early_stopping"]
     # One shuffled copy of the training set, refilled each epoch rather than re-allocated.
     x_epoch, y_epoch = np.empty_like(x_train), np.empty_like(labels["train"])
-    val = _fit_data(x_val, labels["val"], params["batch_size"])
+    val = fit_inputs(x_val, labels["val"], params["batch_size"])
     validation = val["x"] if len(val) == 1 else (val["x"], val["y"])
     for epoch in range(state.epoch, params["epochs"]):
         if state.stopped_early:
@@ -219,7 +234,7 @@ def train_model(
         np.take(x_train, order, axis=0, out=x_epoch)
         np.take(labels["train"], order, axis=0, out=y_epoch)
         fit = model.fit(
-            **_fit_data(x_epoch, y_epoch, params["batch_size"]),
+            **fit_inputs(x_epoch, y_epoch, params["batch_size"]),
             initial_epoch=epoch,
             epochs=epoch + 1,
             validation_data=validation,

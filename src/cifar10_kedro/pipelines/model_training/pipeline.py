@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_model,
-                inputs=["params:model_training", "y_train"],
+                inputs=["params:model_training", "x_train", "y_train"],
                 outputs="compiled_model",
                 name="build_model",
             ),
