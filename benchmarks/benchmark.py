@@ -214,7 +214,7 @@ def run_config(
         inference_img_s=len(x_test) / (time.perf_counter() - start),
         best_val_accuracy=float(history["val_accuracy"].max()),
         test_accuracy=metrics["accuracy"],
-        test_accuracy_tta=metrics.get("tta_flip", {}).get("accuracy"),
+        test_accuracy_tta=metrics.get("tta", {}).get("accuracy"),
         peak_rss_gib=peak_rss_gib(),
     )
     return figures

@@ -213,6 +213,7 @@ class ModelTrainingParams(_Group):
 class ReportingParams(_Group):
     batch_size: PositiveInt
     tta_flip: bool = False
+    tta_translate: NonNegativeInt = 0
     mistakes_to_show: PositiveInt = 20
 
 

@@ -57,6 +57,6 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
     root = project / "data" / "gpu"
     metrics = json.loads(latest(root, "08_reporting/test_metrics.json").read_text())
     assert metrics["num_test_images"] == 100
-    assert 0.0 <= metrics["tta_flip"]["accuracy"] <= 1.0
+    assert 0.0 <= metrics["tta"]["accuracy"] <= 1.0
     model_file = latest(root, "06_models/model.keras")
     assert model_file.stat().st_size > 1_000_000  # the wide GPU model, [64, 256, 256]

@@ -127,7 +127,7 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
         latest(smoke_run, "08_reporting/test_metrics.json").read_text()
     )
     assert metrics["num_test_images"] == 200
-    values = [metrics["accuracy"], metrics["tta_flip"]["accuracy"]]
+    values = [metrics["accuracy"], metrics["tta"]["accuracy"]]
     values += [v for scores in metrics["per_class"].values() for v in scores.values()]
     values += list(metrics["macro_avg"].values())
     assert all(0.0 <= v <= 1.0 for v in values)

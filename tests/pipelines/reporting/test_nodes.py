@@ -15,6 +15,7 @@ from cifar10_kedro.pipelines.reporting.nodes import (
     plot_confusion_matrix,
     plot_training_curves,
     predict_test,
+    tta_views,
 )
 from tests.conftest import OFFICIAL_CLASS_NAMES
 
@@ -80,6 +81,41 @@ def test_predict_test_tta_of_symmetric_images_equals_plain(tiny_model) -> None:
     np.testing.assert_allclose(probabilities["tta"], probabilities["plain"], rtol=1e-5)
 
 
+def test_tta_views_flip_and_diagonal_shifts() -> None:
+    views = tta_views({"tta_flip": True, "tta_translate": 2})
+    assert len(views) == 10
+    assert (1.0, 0, 0, False) in views and (1.0, 0, 0, True) in views
+    shifted = {(dy, dx) for w, dy, dx, _ in views if w == 0.5}  # noqa: PLR2004
+    assert shifted == {(-2, -2), (-2, 2), (2, -2), (2, 2)}
+    assert tta_views({"tta_translate": 1, "tta_flip": False})[1:] == [
+        (0.5, -1, -1, False),
+        (0.5, -1, 1, False),
+        (0.5, 1, -1, False),
+        (0.5, 1, 1, False),
+    ]
+
+
+def test_predict_test_tta_with_shifts(tiny_model, x_test) -> None:
+    params = {"batch_size": 5, "tta_flip": True, "tta_translate": 1}
+    tta = predict_test(tiny_model, x_test, params)["tta"]
+    # Written out: x moved one pixel down and right shows row/column 1 (reflection)
+    # at the top/left edge, then the image from its first row/column.
+    padded = np.pad(x_test, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    down_right = padded[:, :32, :32]
+    np.testing.assert_array_equal(down_right[:, 1:, 1:], x_test[:, :-1, :-1])
+    np.testing.assert_array_equal(down_right[:, 0, 1:], x_test[:, 1, :-1])
+    expected = np.zeros((12, 10))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if (dy == 0) != (dx == 0):
+                continue  # only the centre and the four diagonals
+            weight = 1.0 if dy == dx == 0 else 0.5
+            view = padded[:, 1 - dy : 33 - dy, 1 - dx : 33 - dx]
+            expected += weight * softmax_of(tiny_model, view)
+            expected += weight * softmax_of(tiny_model, view[:, :, ::-1])
+    np.testing.assert_allclose(tta, expected / 6.0, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     "params", [{"batch_size": 4}, {"batch_size": 4, "tta_flip": False}]
 )
@@ -131,8 +167,8 @@ def test_evaluate_predictions_metrics(hand_made) -> None:
     assert metrics["accuracy"] == pytest.approx(0.75)
     expected_loss = -np.mean(np.log(plain[np.arange(20), y_test]))
     assert metrics["loss"] == pytest.approx(expected_loss, rel=1e-6)
-    assert metrics["tta_flip"]["accuracy"] == pytest.approx(1.0)
-    assert metrics["tta_flip"]["loss"] == pytest.approx(-np.log(0.6), rel=1e-6)
+    assert metrics["tta"]["accuracy"] == pytest.approx(1.0)
+    assert metrics["tta"]["loss"] == pytest.approx(-np.log(0.6), rel=1e-6)
 
     assert list(metrics["per_class"]) == CLASS_NAMES
     for cls, values in metrics["per_class"].items():
@@ -190,7 +226,7 @@ def test_evaluate_predictions_table(hand_made) -> None:
 def test_evaluate_predictions_without_tta(hand_made) -> None:
     plain_only = {"plain": hand_made["probabilities"]["plain"]}
     metrics, _, _ = evaluate_predictions(plain_only, hand_made["y_test"], CLASS_NAMES)
-    assert "tta_flip" not in metrics
+    assert "tta" not in metrics
     assert metrics["accuracy"] == pytest.approx(0.75)
 
 
@@ -202,7 +238,7 @@ def test_evaluate_predictions_on_real_model(tiny_model, x_test) -> None:
     metrics, _, predictions = evaluate_predictions(probabilities, y_test, CLASS_NAMES)
     expected = np.mean(probabilities["plain"].argmax(axis=1) == y_test)
     assert metrics["accuracy"] == pytest.approx(expected)
-    assert 0.0 <= metrics["tta_flip"]["accuracy"] <= 1.0
+    assert 0.0 <= metrics["tta"]["accuracy"] <= 1.0
     assert predictions["confidence"].between(0, 1).all()
 
 

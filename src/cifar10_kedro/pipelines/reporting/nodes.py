@@ -18,18 +18,53 @@ from sklearn.metrics import (
 )
 
 
+def _shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Return ``images`` moved by (dy, dx) pixels, the border filled by reflection."""
+    pad = max(abs(dy), abs(dx))
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    h, w = images.shape[1:3]
+    return padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+def tta_views(params: dict[str, Any]) -> list[tuple[float, int, int, bool]]:
+    """Return the test-time views as (weight, dy, dx, mirrored).
+
+    The image itself (weight 1), its four diagonal shifts by ``tta_translate`` pixels
+    (weight 1/2 each) if that is above 0, and the mirror of each if ``tta_flip``.
+    """
+    views = [(1.0, 0, 0, False)]
+    shift = params.get("tta_translate", 0)
+    if shift:
+        views += [
+            (0.5, dy, dx, False) for dy in (-shift, shift) for dx in (-shift, shift)
+        ]
+    if params.get("tta_flip", False):
+        views += [(w, dy, dx, True) for w, dy, dx, _ in views]
+    return views
+
+
 def predict_test(
     model: keras.Model, x_test: np.ndarray, params: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Return test-set class probabilities: 'plain', and 'tta' (flip-averaged) if enabled."""
+    """Return test-set class probabilities: 'plain', and 'tta' (the weighted mean over
+    ``tta_views``) when test-time augmentation is on."""
     batch_size = params["batch_size"]
-    plain = np.asarray(model.predict(x_test, batch_size=batch_size, verbose=0))
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+
+    plain = predict(x_test)
     probabilities = {"plain": plain}
-    if params.get("tta_flip", False):
-        flipped = np.asarray(
-            model.predict(x_test[:, :, ::-1, :], batch_size=batch_size, verbose=0)
-        )
-        probabilities["tta"] = (plain + flipped) / 2.0
+    views = tta_views(params)
+    if len(views) > 1:
+        total = np.zeros_like(plain)
+        for weight, dy, dx, mirrored in views:
+            if (dy, dx, mirrored) == (0, 0, False):
+                total += weight * plain
+                continue
+            images = _shifted(x_test, dy, dx)
+            total += weight * predict(images[:, :, ::-1] if mirrored else images)
+        probabilities["tta"] = total / sum(weight for weight, *_ in views)
     return probabilities
 
 
@@ -70,7 +105,7 @@ def evaluate_predictions(
         },
     }
     if "tta" in probabilities:
-        metrics["tta_flip"] = _loss_and_accuracy(probabilities["tta"], y_test)
+        metrics["tta"] = _loss_and_accuracy(probabilities["tta"], y_test)
     report_table = (
         pd.DataFrame(report)
         .drop(columns="accuracy")
