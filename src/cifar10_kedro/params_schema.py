@@ -58,6 +58,7 @@ class DataIngestionParams(_Group):
 
 class FastCNNOptions(_Group):
     stem: Literal["conv", "whitening"] | None = None
+    whitening_images: PositiveInt | None = None
     stem_width: PositiveInt | None = None
     widths: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
     dropout: Annotated[float, Field(ge=0, lt=1)] | None = None

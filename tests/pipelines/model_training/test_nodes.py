@@ -477,12 +477,12 @@ def test_whitening_stem_is_set_from_training_images_and_never_trained(
     tmp_path: Path,
 ) -> None:
     params = tiny_params(tmp_path, epochs=1)
-    params["architectures"]["fast_cnn"]["stem"] = "whitening"
+    params["architectures"]["fast_cnn"].update(stem="whitening", whitening_images=500)
     x_train, y_train, x_val, y_val = tiny_data()
     model = build_model(copy.deepcopy(params), x_train, y_train)
     layer = model.get_layer("whitening")
     assert not layer.trainable
-    kernel, bias = whitening_weights(x_train)  # 200 images: all of them are used
+    kernel, bias = whitening_weights(x_train)  # 200 of 500: all of them are used
     np.testing.assert_allclose(layer.get_weights()[0], kernel, rtol=1e-6)
     np.testing.assert_allclose(layer.get_weights()[1], bias, rtol=1e-6)
     best, _ = train_model(model, x_train, y_train, x_val, y_val, params)

@@ -101,8 +101,9 @@ def build_model(
         dtype,
     )
     if any(layer.name == WHITENING_LAYER for layer in model.layers):
+        count = min(len(x_train), options.get("whitening_images", 5000))
         sample = np.random.default_rng(params["seed"]).choice(
-            len(x_train), min(len(x_train), 5000), replace=False
+            len(x_train), count, replace=False
         )
         model.get_layer(WHITENING_LAYER).set_weights(
             list(whitening_weights(x_train[np.sort(sample)]))

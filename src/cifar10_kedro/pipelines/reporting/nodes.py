@@ -46,8 +46,10 @@ def tta_views(params: dict[str, Any]) -> list[tuple[float, int, int, bool]]:
 def predict_test(
     model: keras.Model, x_test: np.ndarray, params: dict[str, Any]
 ) -> dict[str, np.ndarray]:
-    """Return test-set class probabilities: 'plain', and 'tta' (the weighted mean over
-    ``tta_views``) when test-time augmentation is on."""
+    """Return test-set class probabilities: 'plain', and 'tta' when views are on.
+
+    'tta' is the weighted mean of the probabilities over ``tta_views(params)``.
+    """
     batch_size = params["batch_size"]
 
     def predict(images: np.ndarray) -> np.ndarray:
