@@ -374,3 +374,32 @@ def test_best_epoch_follows_the_checkpoint_monitor() -> None:
     ]
     plt.close("all")
     assert labels == ["best epoch (3, by val_accuracy)", "best epoch (2, by val_loss)"]
+
+
+def test_best_epoch_by_training_accuracy_is_not_the_validation_one() -> None:
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [2.0, 1.0, 0.5],
+            "accuracy": [0.3, 0.5, 0.7],
+            "val_loss": [1.5, 0.9, 1.1],
+            "val_accuracy": [0.4, 0.6, 0.5],
+        }
+    )
+    labels = [
+        next(
+            t.get_text()
+            for t in plot_training_curves(history, monitor)[0]
+            .axes[0]
+            .get_legend()
+            .get_texts()
+            if "best" in t.get_text()
+        )
+        for monitor in ("accuracy", "val_accuracy", "loss")
+    ]
+    plt.close("all")
+    assert labels == [
+        "best epoch (3, by accuracy)",
+        "best epoch (2, by val_accuracy)",
+        "best epoch (3, by loss)",
+    ]

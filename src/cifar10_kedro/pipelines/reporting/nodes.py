@@ -129,11 +129,13 @@ def evaluate_predictions(
 
 
 def _best_epoch(history: pd.DataFrame, monitor: str) -> int:
-    """Return the epoch the checkpoint kept: best ``monitor``, as Keras' 'auto' mode picks."""
-    column = "val_accuracy" if "acc" in monitor else monitor
-    values = history[column]
-    best = values.idxmax() if "acc" in monitor else values.idxmin()
-    return int(history.loc[best, "epoch"])
+    """Return the epoch the checkpoint kept by ``monitor``: the first lowest loss, else
+    the first highest metric (the rule of ``training_state._better``)."""
+    if monitor.endswith("loss"):
+        return int(history.loc[history[monitor].idxmin(), "epoch"])
+    # The history logs the first metric as 'accuracy' / 'val_accuracy', whatever its name.
+    column = "val_accuracy" if monitor.startswith("val_") else "accuracy"
+    return int(history.loc[history[column].idxmax(), "epoch"])
 
 
 # A curve whose values span more than this ratio is drawn on a log scale.
