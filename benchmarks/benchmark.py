@@ -119,14 +119,17 @@ class BatchClock(keras.callbacks.Callback):
 
 
 def training_rate(
-    x: np.ndarray, y: np.ndarray, params: dict[str, Any], steps: int
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    params: dict[str, Any],
+    steps: int,
 ) -> float:
-    """Return training images/s of the configured model in steady state.
+    """Return training images/s of ``model`` (built from ``params``) in steady state.
 
     Fed as ``train_model`` feeds it; timed from the end of the first batch (which
     includes tracing) to the end of the last of ``steps`` full batches (at least 2).
     """
-    model = build_model(params, x, y)
     labels = (
         keras.utils.to_categorical(y, 10)
         if params["loss"] == "categorical_crossentropy"
@@ -167,10 +170,11 @@ def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> None:
                 "precision": precision,
                 "architectures": {**base["architectures"], "fast_cnn": options},
             }
+            model = build_model(params, x, y)
             rate = training_rate(
-                x, y, params, steps=max(6, 6144 // params["batch_size"])
+                model, x, y, params, steps=max(6, 6144 // params["batch_size"])
             )
-            count = build_model(params, x, y).count_params()
+            count = model.count_params()
             print(f"{spec:<20}{precision:>16}{count:>12,}{rate:>14,.0f}", flush=True)
 
 
@@ -241,7 +245,11 @@ def compare(minutes: float, extra: dict[str, Any]) -> None:
             train_params = context.params["model_training"]
             x, y = context.catalog.load("x_train"), context.catalog.load("y_train")
         rate = training_rate(
-            x, y, train_params, steps=max(6, 6144 // train_params["batch_size"])
+            build_model(train_params, x, y),
+            x,
+            y,
+            train_params,
+            steps=max(6, 6144 // train_params["batch_size"]),
         )
         # Validation adds about a tenth of an epoch; keep at least one epoch.
         epochs = max(1, int(minutes * 60 / (len(x) / rate * 1.1)))
