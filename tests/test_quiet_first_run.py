@@ -54,20 +54,25 @@ def test_a_level_the_user_set_is_kept(monkeypatch) -> None:
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
 
-def test_only_kedros_resolver_warning_is_hidden() -> None:
-    def warn(message: str, module: str) -> None:
-        warnings.warn_explicit(message, UserWarning, f"{module}.py", 1, module=module)
+@pytest.mark.parametrize(
+    ("message", "module"), [(RESOLVER_WARNING, "kedro.config.omegaconf_config")]
+)
+def test_known_warnings_are_hidden_only_where_they_come_from(
+    message: str, module: str
+) -> None:
+    def warn(text: str, where: str) -> None:
+        warnings.warn_explicit(text, UserWarning, f"{where}.py", 1, module=where)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _quiet.quiet_third_party_noise()
-        warn(RESOLVER_WARNING, "kedro.config.omegaconf_config")  # hidden
-        warn(RESOLVER_WARNING, "cifar10_kedro.settings")  # the project's: shown
-        warn("another warning", "kedro.config.omegaconf_config")  # shown
+        warn(message, module)  # hidden
+        warn(message, "cifar10_kedro.settings")  # the project's: shown
+        warn("another warning", module)  # shown
 
     assert [(str(w.message), w.filename) for w in caught] == [
-        (RESOLVER_WARNING, "cifar10_kedro.settings.py"),
-        ("another warning", "kedro.config.omegaconf_config.py"),
+        (message, "cifar10_kedro.settings.py"),
+        ("another warning", f"{module}.py"),
     ]
 
 

@@ -11,9 +11,17 @@ import ctypes.util
 import os
 import warnings
 
+# (message, module that raises it): each hidden only where that library raises it, so the
+# same warning from any other code (the project's included) still shows.
+KNOWN_WARNINGS = (
+    # omegaconf 2.4 deprecated register_new_resolver(), which Kedro's OmegaConfigLoader
+    # calls several times a session: nothing this project can change.
+    (r"register_new_resolver\(\) is deprecated", r"kedro\.config\.omegaconf_config"),
+)
+
 
 def quiet_third_party_noise() -> None:
-    """Set TensorFlow's C++ log level (unless the user did) and hide one known warning."""
+    """Set TensorFlow's C++ log level (unless the user did); hide KNOWN_WARNINGS."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         # 2 hides TensorFlow's C++ INFO and WARNING lines (CPU-feature banners and the
         # like). Without a CUDA driver its GPU probe fails by design and logs ERRORs
@@ -22,12 +30,5 @@ def quiet_third_party_noise() -> None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = (
             "2" if ctypes.util.find_library("cuda") else "3"
         )
-    # omegaconf 2.4 deprecated register_new_resolver(), which Kedro's OmegaConfigLoader
-    # calls several times per session: nothing this project can change. Hidden only where
-    # Kedro calls it, so the same warning from any other code still shows.
-    warnings.filterwarnings(
-        "ignore",
-        message=r"register_new_resolver\(\) is deprecated",
-        category=UserWarning,
-        module=r"kedro\.config\.omegaconf_config",
-    )
+    for message, module in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message, UserWarning, module)
