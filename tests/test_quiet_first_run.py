@@ -55,7 +55,9 @@ def test_a_level_the_user_set_is_kept(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "module"), [(RESOLVER_WARNING, "kedro.config.omegaconf_config")]
+    ("message", "module"),
+    [(RESOLVER_WARNING, "kedro.config.omegaconf_config")],
+    ids=["kedro-resolver"],
 )
 def test_known_warnings_are_hidden_only_where_they_come_from(
     message: str, module: str
