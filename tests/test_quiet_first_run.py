@@ -1,0 +1,132 @@
+"""A quiet first run: known third-party noise is hidden, the project's own lines are not."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from cifar10_kedro import _quiet
+from tests.datasets.test_cifar10_dataset import write_tar_gz
+from tests.pipelines.test_pipelines import make_project_copy
+from tests.pipelines.test_reliability import tree_members
+
+RESOLVER_WARNING = (
+    "register_new_resolver() is deprecated and will be removed in a future release."
+)
+# Short tokens of each noise line, so that rich's line wrapping cannot hide one.
+NOISE = {
+    "omegaconf's deprecation, raised in Kedro's config loader": "register_new_resolver",
+    "TensorFlow's failed CUDA probe": "cuInit",
+    "TensorFlow's CUDA plugin registration": "Unable to register",
+    "TensorFlow's CPU-feature banner": "cpu_feature_guard",
+    "kedro-telemetry's debug line when offline": "Heap",
+}
+OWN_LINES = [
+    "Parameters match the schema (cifar10_kedro.params_schema).",  # the project's
+    "Running node: validate_raw_data",  # Kedro's
+    "Pipeline execution completed successfully",
+]
+
+
+@pytest.mark.parametrize(
+    ("driver", "level"), [(None, "3"), ("libcuda.so.1", "2")], ids=["cpu", "cuda"]
+)
+def test_tensorflow_log_level_depends_on_a_cuda_driver(
+    monkeypatch, driver: str | None, level: str
+) -> None:
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setattr(_quiet.ctypes.util, "find_library", lambda name: driver)
+    with warnings.catch_warnings():
+        _quiet.quiet_third_party_noise()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == level
+
+
+def test_a_level_the_user_set_is_kept(monkeypatch) -> None:
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with warnings.catch_warnings():
+        _quiet.quiet_third_party_noise()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("message", "module"),
+    [(RESOLVER_WARNING, "kedro.config.omegaconf_config")],
+    ids=["kedro-resolver"],
+)
+def test_known_warnings_are_hidden_only_where_they_come_from(
+    message: str, module: str
+) -> None:
+    def warn(text: str, where: str) -> None:
+        warnings.warn_explicit(text, UserWarning, f"{where}.py", 1, module=where)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _quiet.quiet_third_party_noise()
+        warn(message, module)  # hidden
+        warn(message, "cifar10_kedro.settings")  # the project's: shown
+        warn("another warning", module)  # shown
+
+    assert [(str(w.message), w.filename) for w in caught] == [
+        (message, "cifar10_kedro.settings.py"),
+        ("another warning", f"{module}.py"),
+    ]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_first_screen_of_kedro_run_is_quiet(tmp_path: Path) -> None:
+    project = make_project_copy(tmp_path / "project")
+    raw = write_tar_gz(tmp_path / "tiny.tar.gz", tree_members())
+    # As a new user runs it: none of the settings the test suite makes for itself.
+    unset = {
+        "TF_CPP_MIN_LOG_LEVEL",
+        "KEDRO_LOGGING_CONFIG",
+        "KEDRO_ENV",
+        "DO_NOT_TRACK",
+        "KEDRO_DISABLE_TELEMETRY",
+    }
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    env.update(
+        CIFAR10_RAW_PATH=str(raw),
+        COLUMNS="300",  # rich wraps at 80 columns off a terminal
+        # Telemetry is on, as for a new user, but nothing leaves the machine: every
+        # HTTPS request goes to a closed local port, and its user id file to tmp_path.
+        HTTPS_PROXY=proxy,
+        https_proxy=proxy,
+        NO_PROXY="",
+        no_proxy="",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
+        + ["--pipeline", "data_ingestion"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+
+    assert result.returncode == 0, output
+    shown = {what: token for what, token in NOISE.items() if token in output}
+    assert not shown, f"noise on the first screen: {shown}\n{output}"
+    for line in OWN_LINES:
+        assert line in output, output
+    assert "Using 'conf/logging.yml' as logging configuration" in output
+    # Kedro's own notice stays until the user decides (README: Telemetry).
+    assert "Kedro is sending anonymous usage data" in output
