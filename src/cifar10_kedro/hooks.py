@@ -1,4 +1,4 @@
-"""Project hooks: check a run's parameters and models before any node writes anything."""
+"""Project hooks: checks before a run, and the end of a training's checkpoint."""
 
 from __future__ import annotations
 
@@ -6,51 +6,112 @@ import logging
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import DatasetError
 
 logger = logging.getLogger(__name__)
+
+# Datasets that one training run writes together, with one version.
+TRAINING_OUTPUTS = ("trained_model", "training_history", "training_config")
+
+
+def _siblings(name: str, names: set[str]) -> dict[str, str]:
+    """Return the training outputs of the run (or variant) that wrote ``name``."""
+    prefix = name.removesuffix("trained_model")
+    return {s: prefix + s for s in TRAINING_OUTPUTS if prefix + s in names}
 
 
 class PreflightHooks:
     """Fails a run early, before its first node, so that a bad input writes nothing.
 
-    * every parameter is checked against ``cifar10_kedro.params_schema``, and all the
-      problems are reported at once;
+    Kedro itself validates each typed ``params:`` group when it builds the catalog.
+    This adds what it does not check:
+
+    * the whole parameter tree against ``cifar10_kedro.params_schema`` (keys outside
+      the typed groups, such as a misspelt group), every problem at once;
     * every model the run loads rather than produces (``trained_model`` for
-      ``--pipeline reporting``) is opened first, in Keras' safe mode: otherwise a bad
-      model file would fail only after nodes that do not need it had saved plots.
+      ``--pipeline reporting``) is a readable ``.keras`` archive that needs no code,
+      checked without building it;
+    * a model and the history and configuration it is reported with come from the
+      same training run: their versions are equal.
     """
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
-        # Imported here: settings.py imports this module for every kedro command, and
-        # these import Keras.
-        try:
-            from kedro_datasets.tensorflow import TensorFlowModelDataset  # noqa: PLC0415
-        except ImportError:  # a machine without TensorFlow (conf/gpu under JAX)
-            TensorFlowModelDataset = ()  # noqa: N806 - matches nothing in isinstance
-
+        # Imported here: settings.py imports this module for every kedro command.
         from cifar10_kedro.datasets import KerasModelDataset  # noqa: PLC0415
-        from cifar10_kedro.datasets.keras_model_dataset import (  # noqa: PLC0415
-            load_keras_file,
-        )
         from cifar10_kedro.params_schema import validate_parameters  # noqa: PLC0415
 
-        # The merged parameters of the run: conf/base, the environment and --params.
         validate_parameters(catalog.load("parameters"))
         logger.info("Parameters match the schema (cifar10_kedro.params_schema).")
-        for name in sorted(pipeline.inputs()):
-            dataset = catalog.get(name)
-            if isinstance(dataset, KerasModelDataset):
-                catalog.load(name)
-            elif isinstance(dataset, TensorFlowModelDataset):
-                # Its own errors name a temporary copy: open the real file ourselves.
-                path = str(dataset._get_load_path())  # noqa: SLF001
-                args = dataset._load_args  # noqa: SLF001
-                load_keras_file(
-                    path, path, {k: v for k, v in args.items() if k != "tf_device"}
+        inputs = set(pipeline.inputs())
+        for name in sorted(inputs):
+            if name.endswith("trained_model"):
+                dataset = catalog.get(name)
+                if isinstance(dataset, KerasModelDataset):
+                    dataset.check()
+                    logger.info("'%s' is a model that loads in safe mode.", name)
+                _check_same_run(catalog, _siblings(name, inputs))
+
+
+def _check_same_run(catalog: Any, names: dict[str, str]) -> None:
+    """Raise if the datasets in ``names`` would load different versions."""
+    versions = {}
+    for name in names.values():
+        try:
+            versions[name] = catalog.get(name).resolve_load_version()
+        except (AttributeError, DatasetError):  # not versioned, or no version yet
+            continue
+    if len(set(versions.values())) > 1:
+        found = ", ".join(f"{n} {v}" for n, v in versions.items())
+        same = ",".join(f"{n}:<version>" for n in versions)
+        raise DatasetError(
+            f"The model and the training history it is reported with come from "
+            f"different training runs ({found}): a run that saved one but not the "
+            f"other, or --load-versions naming only one. Expected one version for "
+            f"all: pass --load-versions {same}."
+        )
+
+
+class TrainingCheckpointHooks:
+    """Deletes a finished training's resume checkpoint once its outputs are saved.
+
+    ``train_model`` returns with its checkpoint marked finished; Kedro saves the
+    node's outputs after it returns. Deleting the checkpoint inside the node would
+    lose the training if the process died during those saves: the next run would
+    find no checkpoint and train every epoch again.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, dict[str, Any]] = {}
+
+    @hook_impl
+    def after_node_run(self, node: Any, inputs: dict[str, Any], outputs: Any) -> None:
+        if node.func.__name__ != "train_model":
+            return
+        config = next(v for k, v in inputs.items() if k.endswith("training_config"))
+        fit = next(v for k, v in inputs.items() if k.endswith("model_training.fit"))
+        self._pending[node.name] = {
+            "unsaved": set(node.outputs),
+            "state_dir": fit.checkpoint.state_dir,
+            "config": config,
+        }
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
+        pending = self._pending.get(node.name)
+        if pending is None:
+            return
+        pending["unsaved"].discard(dataset_name)
+        if not pending["unsaved"]:
+            from cifar10_kedro.pipelines.model_training.training_state import (  # noqa: PLC0415
+                clear_finished_checkpoint,
+            )
+
+            del self._pending[node.name]
+            if clear_finished_checkpoint(pending["state_dir"], pending["config"]):
+                logger.info(
+                    "The trained model and history are saved: the resume checkpoint "
+                    "of this training is deleted, so the next run starts afresh."
                 )
-            else:
-                continue
-            logger.info("'%s' loads in Keras' safe mode.", name)

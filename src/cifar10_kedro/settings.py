@@ -4,10 +4,11 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 # Instantiated project hooks.
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
-from cifar10_kedro.hooks import PreflightHooks  # noqa: E402
+from cifar10_kedro.hooks import PreflightHooks, TrainingCheckpointHooks  # noqa: E402
 
-# Parameters (cifar10_kedro.params_schema) and loaded models are checked before a run.
-HOOKS = (PreflightHooks(),)
+# Parameters and loaded models are checked before a run; a finished training's resume
+# checkpoint is deleted once its outputs are saved.
+HOOKS = (PreflightHooks(), TrainingCheckpointHooks())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
@@ -27,7 +28,14 @@ HOOKS = (PreflightHooks(),)
 # Directory that holds configuration.
 # CONF_SOURCE = "conf"
 
+from omegaconf import OmegaConf  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
+
+
+def _merge(*configs):
+    """``${merge:a,b}``: ``b`` merged over ``a`` key by key (a configuration variant)."""
+    return OmegaConf.merge(*configs)
+
 
 # Class that manages how configuration is loaded.
 # from kedro.config import OmegaConfigLoader
@@ -40,8 +48,9 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # Environments (smoke, notebook, local) override single parameters, not whole groups.
     "merge_strategy": {"parameters": "soft", "globals": "soft"},
-    # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment.
-    "custom_resolvers": {"oc.env": oc.env},
+    # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment;
+    # merge builds the compare pipeline's variants (conf/base/parameters_compare.yml).
+    "custom_resolvers": {"oc.env": oc.env, "merge": _merge},
     # "config_patterns": {
     #     "spark" : ["spark*/"],
     #     "parameters": ["parameters*", "parameters*/**", "**/parameters*"],

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.model_selection import train_test_split
 
+from .params import DataIngestionParams
+
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 
@@ -40,13 +42,13 @@ def _check_split(name: str, x: Any, y: Any, num_classes: int) -> None:
 
 
 def validate_raw_data(
-    raw: dict[str, Any], params: dict[str, Any] | None = None
+    raw: dict[str, Any], params: DataIngestionParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Return (x_train, y_train, x_test, y_test, class_names) after checking them.
 
-    With the ``data_ingestion`` parameters it also makes sure, on the labels alone,
-    that subsampling and the validation split will keep every class in both splits:
-    this node runs first, so bad data fails before any output is written.
+    It also makes sure, on the labels alone, that subsampling and the validation
+    split will keep every class in both splits: this node runs first, so bad data
+    fails before any output is written.
     """
     expected = {"x_train", "y_train", "x_test", "y_test", "class_names"}
     if not isinstance(raw, dict) or not expected <= set(raw):
@@ -61,12 +63,11 @@ def validate_raw_data(
         )
     for split in ("train", "test"):
         _check_split(split, raw[f"x_{split}"], raw[f"y_{split}"], NUM_CLASSES)
-    if params is not None:
-        y = np.asarray(raw["y_train"])
-        _, y_kept = subsample_per_class(
-            np.arange(y.size), y, params.get("train_per_class"), params["seed"]
-        )
-        _split_indices(y_kept, params["validation_fraction"], params["seed"])
+    y = np.asarray(raw["y_train"])
+    _, y_kept = subsample_per_class(
+        np.arange(y.size), y, params.train_per_class, params.seed
+    )
+    _split_indices(y_kept, params.validation_fraction, params.seed)
     return (
         raw["x_train"],
         np.asarray(raw["y_train"]).astype(np.uint8),
@@ -82,10 +83,6 @@ def subsample_per_class(
     """Return at most ``per_class`` images of each class (all when None), order kept."""
     if per_class is None:
         return x, y
-    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
-        raise ValueError(
-            f"data_ingestion subset size must be a positive integer or null; got {per_class!r}."
-        )
     rng = np.random.default_rng(seed)
     keep = np.concatenate(
         [
@@ -97,15 +94,24 @@ def subsample_per_class(
     return x[keep], y[keep]
 
 
+def subsample_train(
+    x: np.ndarray, y: np.ndarray, params: DataIngestionParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the training images kept by ``params.train_per_class``."""
+    return subsample_per_class(x, y, params.train_per_class, params.seed)
+
+
+def subsample_test(
+    x: np.ndarray, y: np.ndarray, params: DataIngestionParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the test images kept by ``params.test_per_class``."""
+    return subsample_per_class(x, y, params.test_per_class, params.seed)
+
+
 def _split_indices(
     y: np.ndarray, validation_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (train, validation) indices of a stratified split with every class in each."""
-    if not 0 < validation_fraction < 1:
-        raise ValueError(
-            "data_ingestion.validation_fraction must be in (0, 1); "
-            f"got {validation_fraction!r}."
-        )
     try:
         train, val = train_test_split(
             np.arange(y.size),
@@ -137,10 +143,10 @@ def _split_indices(
 
 
 def split_train_validation(
-    x: np.ndarray, y: np.ndarray, validation_fraction: float, seed: int
+    x: np.ndarray, y: np.ndarray, params: DataIngestionParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (x_train, y_train, x_val, y_val), a stratified split of the training set."""
-    train, val = _split_indices(np.asarray(y), validation_fraction, seed)
+    train, val = _split_indices(np.asarray(y), params.validation_fraction, params.seed)
     x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
     _check_split("train (after the validation split)", x_train, y_train, NUM_CLASSES)
     _check_split("validation", x_val, y_val, NUM_CLASSES)
@@ -173,9 +179,11 @@ def summarize_dataset(
 
 
 def plot_sample_grid(
-    x: np.ndarray, y: np.ndarray, class_names: list[str], per_class: int
+    x: np.ndarray, y: np.ndarray, class_names: list[str], params: DataIngestionParams
 ) -> Figure:
-    """Return the notebook's grid: the first ``per_class`` images of each class."""
+    """Return the notebook's grid: the first ``params.sample_grid_per_class``
+    training images of each class."""
+    per_class = params.sample_grid_per_class
     fig, axes = plt.subplots(
         per_class,
         len(class_names),

@@ -1,55 +1,62 @@
-"""Backend-neutral Keras 3 architectures, chosen by name from parameters."""
+"""Backend-neutral Keras 3 architectures, chosen by name from parameters.
+
+Every model takes uint8 images (N, 32, 32, 3) and returns float32 class
+probabilities; it is made of Keras' own layers only, so a saved model loads anywhere
+Keras does, in safe mode.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import keras
 import numpy as np
 from keras import layers
 
+from .params import (
+    AugmentationLayersParams,
+    FastCNNParams,
+    ModelParams,
+    NotebookCNNParams,
+)
+
 INPUT_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
+WHITENING_LAYER = "whitening"
+AUGMENTATION_LAYER = "augmentation"
 
 
-def augmentation_block(params: dict[str, Any], seed: int) -> keras.Sequential:
-    """Return the random augmentation layers; Keras runs them only when training."""
+def augmentation_layers(
+    params: AugmentationLayersParams, seed: int
+) -> list[layers.Layer]:
+    """Return the random augmentation layers (none when all are off); Keras runs
+    them only when training."""
     stack: list[layers.Layer] = []
-    fill_mode = params.get("fill_mode", "nearest")
-    flips = [
-        mode
-        for mode, on in (
-            ("horizontal", params.get("horizontal_flip", False)),
-            ("vertical", params.get("vertical_flip", False)),
-        )
-        if on
-    ]
-    if flips:
-        mode = "horizontal_and_vertical" if len(flips) == 2 else flips[0]  # noqa: PLR2004
-        stack.append(layers.RandomFlip(mode, seed=seed))
-    if params.get("rotation_degrees", 0):
+    if params.rotation_degrees:
         stack.append(
             layers.RandomRotation(
-                params["rotation_degrees"] / 360.0, fill_mode=fill_mode, seed=seed + 1
+                params.rotation_degrees / 360.0,
+                fill_mode=params.fill_mode,
+                interpolation=params.interpolation,
+                seed=seed + 1,
             )
         )
-    if params.get("width_shift", 0) or params.get("height_shift", 0):
+    if params.width_shift or params.height_shift:
         stack.append(
             layers.RandomTranslation(
-                params.get("height_shift", 0.0),
-                params.get("width_shift", 0.0),
-                fill_mode=fill_mode,
-                interpolation=params.get("interpolation", "bilinear"),
+                params.height_shift,
+                params.width_shift,
+                fill_mode=params.fill_mode,
+                interpolation=params.interpolation,
                 seed=seed + 2,
             )
         )
-    if not stack:  # an empty Sequential cannot be built: pass images through
-        stack.append(layers.Identity(name="no_augmentation"))
-    return keras.Sequential(stack, name="augmentation")
+    if not stack:
+        return []
+    return [keras.Sequential(stack, name=AUGMENTATION_LAYER)]
 
 
-def notebook_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
+def notebook_cnn(params: NotebookCNNParams, dtype: str) -> list[layers.Layer]:
     """Return the notebook's layers exactly (7,385,110 parameters)."""
     return [
         layers.BatchNormalization(dtype=dtype),
@@ -64,7 +71,86 @@ def notebook_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
     ]
 
 
-WHITENING_LAYER = "whitening"
+def fast_cnn(params: FastCNNParams, dtype: str) -> list[layers.Layer]:
+    """Return the layers of an airbench-style network.
+
+    A stem (a 3x3 conv, or a fixed 2x2 patch-whitening conv that ``build_model``
+    sets from the training images), then one group per width: conv, 2x2 max-pool,
+    BN, activation, conv, BN, activation; global max pooling and a linear head whose
+    logits are scaled by ``head_scale``.
+    """
+    norm = params.batchnorm
+    # PyTorch's default conv initialisation (uniform, bound 1/sqrt(fan_in)), which
+    # the fast recipes were tuned with; Keras' own default is Glorot.
+    init = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+
+    def conv_norm_act(width: int, pool: bool) -> list[layers.Layer]:
+        conv = layers.Conv2D(
+            width,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=init,
+            dtype=dtype,
+        )
+        pooled = [layers.MaxPool2D(2, dtype=dtype)] if pool else []
+        return [
+            conv,
+            *pooled,
+            layers.BatchNormalization(
+                momentum=norm.momentum,
+                epsilon=norm.epsilon,
+                scale=norm.scale,
+                dtype=dtype,
+            ),
+            layers.Activation(params.activation, dtype=dtype),
+        ]
+
+    stack: list[layers.Layer] = [layers.Rescaling(1.0 / 255.0, dtype=dtype)]
+    if params.stem == "whitening":
+        # 2 x 12 whitened channels of each 2x2 patch (31x31). Its kernel never
+        # trains; its bias may, for a few epochs (compile's whitening_bias_epochs).
+        stack += [
+            layers.Conv2D(2 * 2 * 2 * 3, 2, name=WHITENING_LAYER, dtype=dtype),
+            layers.Activation(params.activation, dtype=dtype),
+        ]
+    else:
+        stack += conv_norm_act(params.stem_width, pool=False)
+    for width in params.widths:
+        stack += conv_norm_act(width, pool=True) + conv_norm_act(width, pool=False)
+    stack += [
+        layers.GlobalMaxPooling2D(dtype=dtype),
+        layers.Dropout(params.dropout, dtype=dtype),
+        layers.Dense(NUM_CLASSES, use_bias=False, kernel_initializer=init, dtype=dtype),
+    ]
+    if params.head_scale != 1.0:
+        stack.append(
+            layers.Rescaling(params.head_scale, dtype=dtype, name="head_scale")
+        )
+    return stack
+
+
+ARCHITECTURES: dict[str, Callable[..., list[layers.Layer]]] = {
+    "fast_cnn": fast_cnn,
+    "notebook_cnn": notebook_cnn,
+}
+
+
+def assemble(params: ModelParams, dtype: str, seed: int) -> keras.Sequential:
+    """Return uint8 input -> float -> augmentation layers -> architecture -> softmax."""
+    options = getattr(params, params.architecture)
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE, dtype="uint8", name="image"),
+            # Images stay uint8 until here, the batch, to keep the input pipeline light.
+            layers.Rescaling(1.0, dtype="float32", name="to_float"),
+            *augmentation_layers(params.augmentation_layers, seed),
+            *ARCHITECTURES[params.architecture](options, dtype),
+            # Probabilities in float32 even under mixed precision, as the notebook's.
+            layers.Activation("softmax", dtype="float32", name="softmax"),
+        ],
+        name=params.architecture,
+    )
 
 
 def whitening_weights(
@@ -88,72 +174,16 @@ def whitening_weights(
     return kernel, (-mean @ filters).astype("float32")
 
 
-def fast_cnn(params: dict[str, Any], dtype: str) -> list[layers.Layer]:
-    """Return a small all-convolutional net in the style of fast CIFAR-10 recipes.
+def dirac_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Return ``kernel`` (kh, kw, in, out) with its first ``in`` filters made the
+    identity: filter i passes input channel i through its centre tap.
 
-    A stem (a 3x3 conv, or a fixed 2x2 patch-whitening conv set from the training
-    images by ``build_model``), then one group per width: conv, 2x2 max-pool, BN,
-    ReLU, conv, BN, ReLU; global max pooling into a linear head.
+    A deep stack of such convs starts close to the identity, which trains faster
+    (airbench's ablations: 21 -> 18 epochs to 94 %).
     """
-    stem = params.get("stem_width", 32)
-    widths = params.get("widths", [64, 128, 256])
-
-    def conv_bn_relu(width: int, pool: bool) -> list[layers.Layer]:
-        conv = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype)
-        pooled = [layers.MaxPool2D(2, dtype=dtype)] if pool else []
-        return [
-            conv,
-            *pooled,
-            layers.BatchNormalization(momentum=0.9, dtype=dtype),
-            layers.Activation("relu", dtype=dtype),
-        ]
-
-    stack: list[layers.Layer] = [layers.Rescaling(1.0 / 255.0, dtype=dtype)]
-    if params.get("stem", "conv") == "whitening":
-        # 2 x 12 whitened channels of each 2x2 patch (31x31); never trained.
-        stack += [
-            layers.Conv2D(24, 2, trainable=False, name=WHITENING_LAYER, dtype=dtype),
-            layers.Activation("relu", dtype=dtype),
-        ]
-    else:
-        stack += conv_bn_relu(stem, pool=False)
-    for width in widths:
-        stack += conv_bn_relu(width, pool=True) + conv_bn_relu(width, pool=False)
-    stack += [
-        layers.GlobalMaxPooling2D(dtype=dtype),
-        layers.Dropout(params.get("dropout", 0.0), dtype=dtype),
-        layers.Dense(NUM_CLASSES, use_bias=False, dtype=dtype),
-    ]
-    return stack
-
-
-ARCHITECTURES: dict[str, Callable[[dict[str, Any], str], list[layers.Layer]]] = {
-    "notebook_cnn": notebook_cnn,
-    "fast_cnn": fast_cnn,
-}
-
-
-def assemble(
-    architecture: str,
-    params: dict[str, Any],
-    augmentation: keras.Sequential,
-    dtype: str,
-) -> keras.Sequential:
-    """Return uint8 input -> float cast -> augmentation -> architecture -> softmax."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"model_training.architecture is '{architecture}'; expected one of "
-            f"{sorted(ARCHITECTURES)}."
-        )
-    return keras.Sequential(
-        [
-            keras.Input(INPUT_SHAPE, dtype="uint8", name="image"),
-            # Images stay uint8 until here, the batch, to keep the input pipeline light.
-            layers.Rescaling(1.0, dtype="float32", name="to_float"),
-            augmentation,
-            *ARCHITECTURES[architecture](params, dtype),
-            # Probabilities in float32 even under mixed precision, as the notebook's softmax.
-            layers.Activation("softmax", dtype="float32", name="softmax"),
-        ],
-        name=architecture,
-    )
+    kh, kw, channels_in, channels_out = kernel.shape
+    kernel = kernel.copy()
+    count = min(channels_in, channels_out)
+    kernel[:, :, :, :count] = 0.0
+    kernel[kh // 2, kw // 2, np.arange(count), np.arange(count)] = 1.0
+    return kernel

@@ -1,9 +1,10 @@
-"""Nodes that build, compile and train the Keras model."""
+"""Nodes that describe, build, compile and train the Keras model."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,32 +12,48 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .architectures import (
-    WHITENING_LAYER,
-    assemble,
-    augmentation_block,
-    whitening_weights,
+import cifar10_kedro
+
+from .architectures import WHITENING_LAYER, assemble, dirac_kernel, whitening_weights
+from .batches import TrainingBatches, validation_inputs
+from .optimizers import OPTIMIZERS, WarmupLinearDecay
+from .params import (
+    CompileParams,
+    FitParams,
+    LRScheduleParams,
+    ModelParams,
+    ModelTrainingParams,
 )
-from .callbacks import EpochRecorder, RunProgress, StopOnNonFiniteLoss
-from .training_state import TrainingCheckpoint, TrainingState, training_config
+from .training_state import (
+    HISTORY_COLUMNS,
+    CheckpointStore,
+    NonFiniteLossError,
+    ResumableTraining,
+    TrainingState,
+)
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "sgd": keras.optimizers.SGD,
-}
-LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
-HISTORY_COLUMNS = [
-    "epoch",
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "learning_rate",
-    "seconds",
-]
+# Parameters that do not change what training computes.
+_NOT_TRAINING = {"resume", "verbose", "checkpoint"}
+
+
+def has_gpu() -> bool:
+    """Return whether the Keras backend sees a GPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax  # noqa: PLC0415 - only under that backend
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch  # noqa: PLC0415
+
+        return bool(torch.cuda.is_available())
+    return False
 
 
 def resolve_precision(precision: str) -> str:
@@ -47,151 +64,186 @@ def resolve_precision(precision: str) -> str:
     """
     if precision != "auto":
         return precision
-    if keras.backend.backend() == "jax":
-        import jax  # noqa: PLC0415 - only present under the JAX backend
-
-        if jax.default_backend() == "gpu":
-            return "mixed_bfloat16"
+    if has_gpu():
+        return "mixed_bfloat16"
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "float32"
-    return (
-        "mixed_bfloat16"
-        if ("avx512_bf16" in flags or "amx_bf16" in flags)
-        else "float32"
-    )
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    return "mixed_bfloat16" if native else "float32"
 
 
-def _learning_rate(
-    params: dict[str, Any], steps_per_epoch: int
-) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """Return a constant rate or a warm-up-then-cosine schedule from parameters."""
-    peak = params["optimizer"]["learning_rate"]
-    schedule = params.get("lr_schedule") or {"name": "constant"}
-    if schedule["name"] == "constant":
-        return peak
-    if schedule["name"] != "warmup_cosine":
-        raise ValueError(
-            f"model_training.lr_schedule.name is '{schedule['name']}'; expected "
-            "'constant' or 'warmup_cosine'."
-        )
-    warmup_steps = max(1, round(schedule.get("warmup_epochs", 1) * steps_per_epoch))
-    total_steps = params["epochs"] * steps_per_epoch
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=peak * schedule.get("initial_fraction", 0.1),
-        warmup_target=peak,
-        warmup_steps=warmup_steps,
-        decay_steps=max(1, total_steps - warmup_steps),
-        alpha=schedule.get("final_fraction", 0.0),
-    )
+def _digest(array: np.ndarray) -> dict[str, Any]:
+    return {
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "sha256": hashlib.sha256(np.ascontiguousarray(array).data).hexdigest(),
+    }
 
 
-def build_model(
-    params: dict[str, Any], x_train: np.ndarray, y_train: np.ndarray
-) -> keras.Model:
-    """Return the compiled Keras model named by ``params['architecture']``."""
-    keras.utils.set_random_seed(params["seed"])
-    dtype = resolve_precision(params.get("precision", "float32"))
-    options = (params.get("architectures") or {}).get(params["architecture"]) or {}
-    model = assemble(
-        params["architecture"],
-        options,
-        augmentation_block(params.get("augmentation") or {}, params["seed"]),
-        dtype,
-    )
-    if any(layer.name == WHITENING_LAYER for layer in model.layers):
-        count = min(len(x_train), options.get("whitening_images", 5000))
-        sample = np.random.default_rng(params["seed"]).choice(
-            len(x_train), count, replace=False
-        )
-        model.get_layer(WHITENING_LAYER).set_weights(
-            list(whitening_weights(x_train[np.sort(sample)]))
-        )
-    name = params["optimizer"]["name"]
-    if name not in OPTIMIZERS:
-        raise ValueError(
-            f"model_training.optimizer.name is '{name}'; expected one of {sorted(OPTIMIZERS)}."
-        )
-    optimizer_params = dict(params["optimizer"].get(name) or {})
-    steps_per_epoch = math.ceil(len(y_train) / params["batch_size"])
-    optimizer_params["learning_rate"] = _learning_rate(params, steps_per_epoch)
-    loss_name = params["loss"]
-    if loss_name not in LOSSES:
-        raise ValueError(
-            f"model_training.loss is '{loss_name}'; expected one of {list(LOSSES)}."
-        )
-    loss = (
-        keras.losses.CategoricalCrossentropy(
-            label_smoothing=params.get("label_smoothing", 0.0)
-        )
-        if loss_name == "categorical_crossentropy"
-        else keras.losses.SparseCategoricalCrossentropy()
-    )
-    model.compile(
-        optimizer=OPTIMIZERS[name](**optimizer_params),
-        loss=loss,
-        metrics=list(params["metrics"]),
-    )
+def describe_training(
+    model: ModelParams,
+    compile: CompileParams,  # noqa: A002 - the parameter group's name
+    fit: FitParams,
+    seed: int,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+) -> dict[str, Any]:
+    """Return what determines a training run, and its ``fingerprint`` (a SHA-256).
+
+    The parameters that change what training computes, the resolved precision, a
+    digest of the data, and the versions of this package and Keras and the backend:
+    a checkpoint resumes only a run with the same fingerprint.
+    """
+    params = ModelTrainingParams(seed=seed, model=model, compile=compile, fit=fit)
+    relevant = params.model_dump(mode="json")
+    relevant["fit"] = {
+        k: v for k, v in relevant["fit"].items() if k not in _NOT_TRAINING
+    }
+    # Only the checkpoint's monitor changes the result (which epoch is returned).
+    relevant["fit"]["checkpoint_monitor"] = params.fit.checkpoint.monitor
+    config: dict[str, Any] = {
+        "model_training": relevant,
+        "precision": resolve_precision(params.model.precision),
+        "data": {
+            name: _digest(array)
+            for name, array in (
+                ("x_train", x_train),
+                ("y_train", y_train),
+                ("x_val", x_val),
+                ("y_val", y_val),
+            )
+        },
+        "versions": {
+            "cifar10_kedro": cifar10_kedro.__version__,
+            "keras": keras.__version__,
+            "backend": keras.backend.backend(),
+        },
+    }
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    config["fingerprint"] = hashlib.sha256(canonical.encode()).hexdigest()
+    return config
+
+
+def build_model(params: ModelParams, seed: int, x_train: np.ndarray) -> keras.Model:
+    """Return the uncompiled model ``params.architecture`` names, initialised.
+
+    ``fast_cnn``'s whitening stem is set from a seeded sample of the training images
+    and its convolutions start as the identity where ``init`` is 'dirac'.
+    """
+    keras.utils.set_random_seed(seed)
+    model = assemble(params, resolve_precision(params.precision), seed)
+    options = getattr(params, params.architecture)
+    if getattr(options, "stem", None) == "whitening":
+        count = min(len(x_train), options.whitening_images)
+        sample = np.random.default_rng(seed).choice(len(x_train), count, replace=False)
+        layer = model.get_layer(WHITENING_LAYER)
+        layer.set_weights(list(whitening_weights(x_train[np.sort(sample)])))
+        layer.kernel.trainable = False  # fixed; the bias may train (compile_model)
+    if getattr(options, "init", "default") == "dirac":
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D) and layer.name != WHITENING_LAYER:
+                layer.kernel.assign(
+                    dirac_kernel(keras.ops.convert_to_numpy(layer.kernel))
+                )
     logger.info(
-        "Built '%s' (%s parameters, %s) with %s.",
-        params["architecture"],
+        "Built '%s' (%s parameters, %s).",
+        params.architecture,
         f"{model.count_params():,}",
-        dtype,
-        name,
+        resolve_precision(params.precision),
     )
     return model
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training diverged: the loss became NaN or infinite."""
-
-
-def _history_row(
-    epoch: int, logs: dict[str, float], recorder: EpochRecorder
-) -> dict[str, float]:
-    """Return one history row (the standard columns) from a one-epoch fit's logs."""
-    metric = next(
-        k
-        for k in logs
-        if k not in {"loss", "learning_rate"} and not k.startswith("val_")
+def _learning_rate(
+    peak: float, schedule: LRScheduleParams, steps_per_epoch: int, total_steps: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Return a constant rate, or a warm-up followed by a cosine or linear decay."""
+    if schedule.name == "constant":
+        return peak
+    warmup_steps = round(schedule.warmup_epochs * steps_per_epoch)
+    if schedule.name == "warmup_linear":
+        return WarmupLinearDecay(
+            peak=peak,
+            initial=peak * schedule.initial_fraction,
+            final=peak * schedule.final_fraction,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak * schedule.initial_fraction,
+        warmup_target=peak,
+        warmup_steps=max(1, warmup_steps),
+        decay_steps=max(1, total_steps - warmup_steps),
+        alpha=schedule.final_fraction,
     )
-    return {
-        "epoch": epoch + 1,
-        "loss": logs["loss"],
-        "accuracy": logs[metric],
-        "val_loss": logs["val_loss"],
-        "val_accuracy": logs[f"val_{metric}"],
-        "learning_rate": recorder.learning_rates[-1],
-        "seconds": recorder.seconds[-1],
+
+
+def steps_per_epoch(train_images: int, fit: FitParams) -> int:
+    """Return the optimizer steps of one epoch over ``train_images`` images."""
+    whole, rest = divmod(train_images, fit.batch_size)
+    return whole if fit.drop_remainder else whole + bool(rest)
+
+
+def compile_model(
+    model: keras.Model, params: CompileParams, fit: FitParams, y_train: np.ndarray
+) -> keras.Model:
+    """Return ``model`` compiled with the optimizer, schedule, loss and metrics of
+    ``params`` (the schedule spans ``fit.epochs`` epochs over ``y_train``)."""
+    settings = params.optimizer
+    steps = steps_per_epoch(len(y_train), fit)
+    total = steps * fit.epochs
+    options = {
+        **getattr(settings, settings.name).model_dump(),
+        "learning_rate": _learning_rate(
+            settings.learning_rate, params.lr_schedule, steps, total
+        ),
     }
-
-
-def _epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
-    """Return the shuffled order of the training set for ``epoch``.
-
-    A function of (seed, epoch) alone, so that a resumed run sees the same batches as
-    an uninterrupted one.
-    """
-    return np.random.default_rng([seed, epoch]).permutation(size)
-
-
-def fit_inputs(x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, Any]:
-    """Return ``fit``'s data arguments: batches in order, one pass per epoch.
-
-    Under TensorFlow a ``tf.data`` pipeline with autotuning switched off: with the
-    autotuned pipeline Keras builds from arrays, the first batch of an epoch often
-    waited ~25 s on 2 cores (measured), about a third of each epoch's time.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return {"x": x, "y": y, "batch_size": batch_size}
-    import tensorflow as tf  # noqa: PLC0415 - only under the TensorFlow backend
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    options.experimental_optimization.apply_default_optimizations = False
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-    return {"x": dataset.prefetch(1).with_options(options)}
+    if settings.weight_decay is not None:
+        options["weight_decay"] = settings.weight_decay
+    plain, recipe = OPTIMIZERS[settings.name]
+    extras = {
+        "batchnorm_bias_lr_scale": settings.batchnorm_bias_lr_scale,
+        "whitening_bias_epochs": settings.whitening_bias_epochs,
+    }
+    if settings.lookahead is not None:
+        extras |= {
+            "lookahead_every": settings.lookahead.every,
+            "lookahead_decay": settings.lookahead.decay,
+            "lookahead_power": settings.lookahead.power,
+        }
+    whitening = WHITENING_LAYER in {layer.name for layer in model.layers}
+    if whitening and settings.whitening_bias_epochs == 0:
+        model.get_layer(WHITENING_LAYER).trainable = False
+    needs_recipe = (
+        settings.lookahead is not None
+        or settings.batchnorm_bias_lr_scale != 1.0
+        or (whitening and settings.whitening_bias_epochs > 0)
+    )
+    optimizer = (
+        recipe(**options, **extras, steps_per_epoch=steps, total_steps=total)
+        if needs_recipe
+        else plain(**options)
+    )
+    if any(layer.dtype_policy.name == "mixed_float16" for layer in model.layers):
+        # float16 gradients underflow without loss scaling (bfloat16's do not).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    loss = (
+        keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
+        if params.loss == "categorical_crossentropy"
+        else keras.losses.SparseCategoricalCrossentropy()
+    )
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(params.metrics))
+    logger.info(
+        "Compiled with %s (%s), %d steps an epoch.",
+        type(optimizer).__name__,
+        params.lr_schedule.name,
+        steps,
+    )
+    return model
 
 
 def train_model(
@@ -200,84 +252,77 @@ def train_model(
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
-    params: dict[str, Any],
+    fit: FitParams,
+    seed: int,
+    training_config: dict[str, Any],
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Return the best model on the validation split and its per-epoch history.
 
-    After each epoch the state is checkpointed (``training_state``), so that running
-    the same command after an interruption continues from the last completed epoch
-    with the same result; other parameters or data start afresh. A NaN or infinite
-    loss stops training with ``NonFiniteLossError``, keeping the best model so far.
+    One ``fit`` over epochs whose batches are a function of the seed; after each
+    epoch the state is checkpointed (``training_state``), so that running the same
+    command after an interruption continues from the last completed epoch with the
+    same result. A NaN or infinite loss stops training with ``NonFiniteLossError``,
+    keeping the best model so far. The history's ``best`` column marks the epoch
+    of the returned model.
     """
-    keras.utils.set_random_seed(params["seed"])
-    labels = {"train": y_train, "val": y_val}
-    if isinstance(model.loss, keras.losses.CategoricalCrossentropy):
-        labels = {k: keras.utils.to_categorical(y, 10) for k, y in labels.items()}
-    config = training_config(
-        params,
-        resolve_precision(params.get("precision", "float32")),
-        {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val},
+    keras.utils.set_random_seed(seed)
+    one_hot = isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    labels = {
+        "train": keras.utils.to_categorical(y_train, 10) if one_hot else y_train,
+        "val": keras.utils.to_categorical(y_val, 10) if one_hot else y_val,
+    }
+    batches = TrainingBatches(
+        x_train,
+        labels["train"],
+        batch_size=fit.batch_size,
+        seed=seed,
+        augmentation=fit.augmentation,
+        drop_remainder=fit.drop_remainder,
     )
-    checkpoint = TrainingCheckpoint(
-        Path(params["checkpoint"]["state_dir"]), Path(params["checkpoint"]["filepath"])
-    )
-    state = checkpoint.start(model, config, resume=params.get("resume", True))
-    recorder, guard = EpochRecorder(params["epochs"]), StopOnNonFiniteLoss()
-    stopping = params["early_stopping"]
-    # One shuffled copy of the training set, refilled each epoch rather than re-allocated.
-    x_epoch, y_epoch = np.empty_like(x_train), np.empty_like(labels["train"])
-    val = fit_inputs(x_val, labels["val"], params["batch_size"])
-    validation = val["x"] if len(val) == 1 else (val["x"], val["y"])
-    for epoch in range(state.epoch, params["epochs"]):
+    store = CheckpointStore(Path(fit.checkpoint.state_dir), training_config)
+    state = store.start(model, fit)
+    tracker = ResumableTraining(store, state, fit)
+    if not state.finished:
+        model.fit(
+            **batches.fit_inputs(state.epoch, fit.epochs),
+            epochs=fit.epochs,
+            initial_epoch=state.epoch,
+            validation_data=validation_inputs(x_val, labels["val"], fit.batch_size),
+            validation_batch_size=fit.batch_size,
+            callbacks=[tracker],
+            shuffle=False,  # the batches are already in their seeded order
+            verbose=fit.verbose,
+        )
+        if tracker.failure:
+            raise NonFiniteLossError(
+                _divergence_message(tracker.failure, state, fit, store)
+            )
         if state.stopped_early:
-            break
-        order = _epoch_order(len(y_train), params["seed"], epoch)
-        np.take(x_train, order, axis=0, out=x_epoch)
-        np.take(labels["train"], order, axis=0, out=y_epoch)
-        fit = model.fit(
-            **fit_inputs(x_epoch, y_epoch, params["batch_size"]),
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            validation_data=validation,
-            callbacks=[RunProgress(params["epochs"]), recorder, guard],
-            shuffle=False,  # _epoch_order shuffles
-            verbose=params.get("verbose", "auto"),
-        )
-        if guard.failure:
-            raise NonFiniteLossError(_divergence_message(guard.failure, state, params))
-        logs = {k: float(v[-1]) for k, v in fit.history.items()}
-        improved = state.end_epoch(
-            _history_row(epoch, logs, recorder),
-            logs,
-            monitor=params["checkpoint"]["monitor"],
-            stopping_monitor=stopping["monitor"],
-            patience=stopping["patience"],
-        )
-        checkpoint.save(model, state, improved)
-    if state.stopped_early:
-        logger.info(
-            "Stopped early after epoch %d: %s did not improve for %d epochs.",
-            state.epoch,
-            stopping["monitor"],
-            state.stopping_wait,
-        )
-    best = keras.saving.load_model(checkpoint.best_path)
-    history = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
-    checkpoint.clear()  # finished: a new run of the same command starts afresh
+            logger.info(
+                "Stopped early after epoch %d of %d: %s did not improve for %d epochs.",
+                state.epoch,
+                fit.epochs,
+                fit.early_stopping.monitor,
+                state.stopping_wait,
+            )
+    best = keras.saving.load_model(store.best_model_path(state), compile=False)
+    history = pd.DataFrame(tracker.history(), columns=HISTORY_COLUMNS)
     return best, history
 
 
-def _divergence_message(failure: str, state: TrainingState, params: dict) -> str:
+def _divergence_message(
+    failure: str, state: TrainingState, fit: FitParams, store: CheckpointStore
+) -> str:
     kept = (
         f"The best model so far (epoch {state.best_epoch}, "
-        f"{params['checkpoint']['monitor']}={state.best_value:.4f}) is kept at "
-        f"{params['checkpoint']['filepath']}"
+        f"{fit.checkpoint.monitor}={state.best_value:.4f}) is kept at "
+        f"{store.best_model_path(state)}"
         if state.best_epoch
         else "No epoch completed, so there is no best model to keep"
     )
     return (
         f"Training diverged: {failure}. {kept}; the trained model, history and "
         "reports of earlier runs are untouched. Lower "
-        "model_training.optimizer.learning_rate (now "
-        f"{params['optimizer']['learning_rate']}) or check the data, then run again."
+        "model_training.compile.optimizer.learning_rate or check the data, then run "
+        "again."
     )

@@ -1,8 +1,8 @@
-"""The ``model_training`` pipeline: compiled model -> trained best model and history."""
+"""The ``model_training`` pipeline: arrays -> compiled model -> trained model and history."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_model, train_model
+from .nodes import build_model, compile_model, describe_training, train_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,10 +10,40 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                describe_training,
+                inputs=[
+                    "params:model_training.model",
+                    "params:model_training.compile",
+                    "params:model_training.fit",
+                    "params:model_training.seed",
+                    "x_train",
+                    "y_train",
+                    "x_val",
+                    "y_val",
+                ],
+                outputs="training_config",
+                name="describe_training",
+            ),
+            Node(
                 build_model,
-                inputs=["params:model_training", "x_train", "y_train"],
-                outputs="compiled_model",
+                inputs=[
+                    "params:model_training.model",
+                    "params:model_training.seed",
+                    "x_train",
+                ],
+                outputs="initialised_model",
                 name="build_model",
+            ),
+            Node(
+                compile_model,
+                inputs=[
+                    "initialised_model",
+                    "params:model_training.compile",
+                    "params:model_training.fit",
+                    "y_train",
+                ],
+                outputs="compiled_model",
+                name="compile_model",
             ),
             Node(
                 train_model,
@@ -23,7 +53,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "y_train",
                     "x_val",
                     "y_val",
-                    "params:model_training",
+                    "params:model_training.fit",
+                    "params:model_training.seed",
+                    "training_config",
                 ],
                 outputs=["trained_model", "training_history"],
                 name="train_model",

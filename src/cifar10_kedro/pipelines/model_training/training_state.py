@@ -1,33 +1,38 @@
-"""What an interrupted training run needs to continue exactly where it stopped.
+"""Everything an interrupted training needs to continue exactly where it stopped.
 
-After every completed epoch ``TrainingCheckpoint.save`` writes, into ``state_dir``:
+``ResumableTraining`` is the one Keras callback that owns a run's state: the history,
+the best model, early stopping, a guard against a non-finite loss, and after every
+epoch a checkpoint that ``CheckpointStore`` writes into
+``<state_dir>/<configuration fingerprint>/``:
 
-* ``epoch-NNNN.weights.h5``: the model's weights with the optimizer's variables (its
-  step counter, hence the learning-rate schedule position, and its moments);
+* ``epoch-NNNN.weights.h5``: the model's weights and the optimizer's variables (its
+  step counter, hence the learning-rate schedule's position, moments, slow weights);
 * ``best-epoch-NNNN.keras``: the best model so far, when this epoch improved it;
-* ``state.json``: the epoch counter, the history rows, the best value and the
-  early-stopping counter, the random-generator states of the augmentation and
-  dropout layers (which Keras does not save with the weights), the names of the two
-  files above, and the configuration (parameters and a digest of the data) that they
-  belong to.
+* ``state.json``: the epoch counter, history rows, best and early-stopping values, the
+  random-generator states of the model's random layers (Keras does not save them
+  with the weights) and the configuration the files belong to.
 
-Every file is written to a temporary name, flushed to disk and renamed into place;
-``state.json`` is renamed last and is the only thing a resume trusts, so a kill at any
-moment leaves the previous epoch's checkpoint whole. Keras' ``BackupAndRestore``
-callback was not enough: it overwrites its weights file in place (a kill during the
-write corrupts the only copy), does not keep the early-stopping or best-model state,
-the history or the random state, and resumes a checkpoint of other parameters.
+Each file is written under a temporary name, flushed and renamed into place;
+``state.json`` is renamed last and is all that a resume trusts, so a kill at any
+moment leaves the previous epoch's checkpoint whole. One folder per configuration:
+a run with other parameters or data starts its own and leaves the others for their
+configuration to resume. A finished run marks its checkpoint finished; it is deleted
+only once the run's outputs are saved (``hooks.TrainingCheckpointHooks``), so a kill
+between the end of training and those saves resumes to the same outputs without
+training again. Keras' ``BackupAndRestore`` keeps the epoch, weights and optimizer,
+but not the best model, the early-stopping state, the history or the random state.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,47 +40,30 @@ from typing import Any
 import keras
 import numpy as np
 
+from .params import FitParams
+
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-STATE_FORMAT = 1
-# Parameters that do not change what training computes.
-_NOT_TRAINING = ("verbose", "resume", "checkpoint")
+STATE_FORMAT = 2
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "best",
+]
 
 
 class CheckpointError(RuntimeError):
     """A resume checkpoint that matches the run cannot be read."""
 
 
-def training_config(
-    params: dict[str, Any], precision: str, data: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """Return what determines a training run: parameters, dtype policy and data digest.
-
-    A checkpoint is resumed only by a run with an equal configuration.
-    """
-    relevant = {k: v for k, v in params.items() if k not in _NOT_TRAINING}
-    relevant["checkpoint_monitor"] = params["checkpoint"]["monitor"]
-    relevant["precision"] = precision
-    # Only the chosen architecture's and optimizer's options matter.
-    architecture = params["architecture"]
-    relevant["architectures"] = (params.get("architectures") or {}).get(architecture)
-    optimizer = dict(params["optimizer"])
-    relevant["optimizer"] = {
-        "name": optimizer["name"],
-        "learning_rate": optimizer["learning_rate"],
-        "options": optimizer.get(optimizer["name"]),
-    }
-    digest = {
-        name: {
-            "shape": list(array.shape),
-            "dtype": str(array.dtype),
-            "sha256": hashlib.sha256(np.ascontiguousarray(array).data).hexdigest(),
-        }
-        for name, array in data.items()
-    }
-    # A JSON round trip, so that it compares equal to the copy read from state.json.
-    return json.loads(json.dumps({"model_training": relevant, "data": digest}))
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss became NaN or infinite."""
 
 
 @dataclass
@@ -90,35 +78,13 @@ class TrainingState:
     stopping_best: float | None = None
     stopping_wait: int = 0
     stopped_early: bool = False
+    finished: bool = False
     weights_file: str | None = None
     best_model_file: str | None = None
     seed_states: list[list[int]] = field(default_factory=list)
 
-    def end_epoch(
-        self,
-        row: dict[str, float],
-        logs: dict[str, float],
-        monitor: str,
-        stopping_monitor: str,
-        patience: int,
-    ) -> bool:
-        """Record a completed epoch (its history row and Keras logs); return whether
-        it is the best so far on ``monitor``."""
-        self.epoch += 1
-        self.history.append(row)
-        improved = _better(logs[monitor], self.best_value, monitor)
-        if improved:
-            self.best_value, self.best_epoch = float(logs[monitor]), self.epoch
-        value = float(logs[stopping_monitor])
-        if _better(value, self.stopping_best, stopping_monitor):
-            self.stopping_best, self.stopping_wait = value, 0
-        else:
-            self.stopping_wait += 1
-            self.stopped_early = self.stopping_wait >= patience
-        return improved
 
-
-def _better(value: float, best: float | None, monitor: str) -> bool:
+def better(value: float, best: float | None, monitor: str) -> bool:
     """Return whether ``value`` improves on ``best``: losses fall, the rest rise."""
     if best is None:
         return True
@@ -143,76 +109,101 @@ def _commit(tmp: Path, target: Path) -> None:
 
 
 def _temporary(directory: Path, suffix: str) -> Path:
-    """Return a fresh temporary path in ``directory`` ending in ``suffix``."""
     fd, name = tempfile.mkstemp(dir=directory, prefix="tmp-", suffix=suffix)
     os.close(fd)
     return Path(name)
 
 
-def copy_atomically(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` so that ``target`` is never seen half-written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(target.parent, target.suffix)
-    try:
-        shutil.copyfile(source, tmp)
-        _commit(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _seed_variables(model: keras.Model) -> list[keras.Variable]:
+def seed_variables(model: keras.Model) -> list[keras.Variable]:
     """The random-generator states of the model (augmentation, dropout), in order."""
     weights = {id(w) for w in model.weights}
     return [v for v in model.variables if id(v) not in weights]
 
 
-class TrainingCheckpoint:
-    """Saves and restores ``TrainingState`` and the model in ``directory``.
+def checkpoint_directory(state_dir: str | Path, config: dict[str, Any]) -> Path:
+    """Return the folder of the checkpoint of the training ``config`` describes."""
+    return Path(state_dir) / config["fingerprint"][:16]
 
-    ``best_path`` (the parameter ``checkpoint.filepath``) always holds a copy of the
-    best model so far, for people and for ``train_model`` to return.
-    """
 
-    def __init__(self, directory: Path, best_path: Path) -> None:
-        self.directory = Path(directory)
-        self.best_path = Path(best_path)
+class CheckpointStore:
+    """Saves and restores ``TrainingState`` and the models of one configuration."""
+
+    def __init__(self, state_dir: Path, config: dict[str, Any]):
+        self.root = Path(state_dir)
+        self.directory = checkpoint_directory(state_dir, config)
+        self.config = config
+
+    def best_model_path(self, state: TrainingState) -> Path:
+        """Return the file of the best model so far."""
+        return self.directory / state.best_model_file
 
     # ---------------------------------------------------------------------- start
 
-    def start(
-        self, model: keras.Model, config: dict[str, Any], resume: bool
-    ) -> TrainingState:
-        """Return the state to continue from: a matching checkpoint's, else a new one.
+    def start(self, model: keras.Model, fit: FitParams) -> TrainingState:
+        """Return the state to continue from: this configuration's, else a new one.
 
         On resume the model gets the checkpoint's weights, optimizer and random state.
         """
-        state = self._matching_state(config) if resume else None
-        if not resume:
+        self._report_other_configurations()
+        state = self._read_state() if fit.resume else None
+        if not fit.resume:
             logger.info(
-                "model_training.resume is false: training starts at epoch 1 and "
+                "model_training.fit.resume is false: training starts at epoch 1 and "
                 "replaces any checkpoint in %s.",
                 self.directory,
             )
         if state is None:
             self.clear()
-            self.best_path.unlink(missing_ok=True)
-            return TrainingState(config=config)
+            logger.info(
+                "Training checkpoints (the best model so far, the state to resume "
+                "from) go to %s.",
+                self.directory,
+            )
+            return TrainingState(config=self.config)
         self._restore(model, state)
-        copy_atomically(self.directory / state.best_model_file, self.best_path)
-        logger.info(
-            "Resuming training at epoch %d of %d from the checkpoint in %s "
-            "(%d completed epoch(s) restored; best %s %.4f at epoch %d).",
-            state.epoch + 1,
-            config["model_training"]["epochs"],
-            self.directory,
-            state.epoch,
-            config["model_training"]["checkpoint_monitor"],
-            state.best_value,
-            state.best_epoch,
-        )
+        if state.finished:
+            logger.info(
+                "Training with this configuration already finished (%d epoch(s), "
+                "checkpoint in %s) but its outputs were not saved: saving them "
+                "without training again.",
+                state.epoch,
+                self.directory,
+            )
+        else:
+            logger.info(
+                "Resuming training at epoch %d of %d from the checkpoint in %s "
+                "(%d completed epoch(s) restored; best %s %.4f at epoch %d).",
+                state.epoch + 1,
+                fit.epochs,
+                self.directory,
+                state.epoch,
+                fit.checkpoint.monitor,
+                state.best_value,
+                state.best_epoch,
+            )
         return state
 
-    def _matching_state(self, config: dict[str, Any]) -> TrainingState | None:
+    def _report_other_configurations(self) -> None:
+        """Say which checkpoints of other configurations stay beside this one."""
+        if not self.root.is_dir():
+            return
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if folder == self.directory:
+                continue
+            try:
+                other = json.loads((folder / STATE_FILE).read_text())["config"]
+                differences = ", ".join(_differences(other, self.config)) or "none"
+            except (OSError, ValueError, KeyError, TypeError):
+                differences = "unreadable"
+            logger.warning(
+                "A checkpoint of another training configuration is kept in %s "
+                "(differences: %s); it resumes when that configuration runs again. "
+                "Delete the folder if you no longer need it.",
+                folder,
+                differences,
+            )
+
+    def _read_state(self) -> TrainingState | None:
         path = self.directory / STATE_FILE
         if not path.exists():
             return None
@@ -229,12 +220,12 @@ class TrainingCheckpoint:
                 exc,
             )
             return None
-        if state.config != config:
+        if state.config != self.config:  # a fingerprint collision, or edited by hand
             logger.warning(
-                "Not resuming the checkpoint in %s: it belongs to a run with other "
-                "parameters or data (differences in: %s). Training starts at epoch 1.",
+                "Not resuming the checkpoint in %s: it belongs to another "
+                "configuration (differences in: %s). Training starts at epoch 1.",
                 self.directory,
-                ", ".join(_differences(state.config, config)),
+                ", ".join(_differences(state.config, self.config)),
             )
             return None
         return state
@@ -244,7 +235,7 @@ class TrainingCheckpoint:
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(self.directory / state.weights_file)
-            seeds = _seed_variables(model)
+            seeds = seed_variables(model)
             if len(seeds) != len(state.seed_states):
                 raise ValueError(
                     f"{len(state.seed_states)} random states saved, "
@@ -258,7 +249,7 @@ class TrainingCheckpoint:
             raise CheckpointError(
                 f"The checkpoint in {self.directory} matches this run but cannot be "
                 f"restored ({type(exc).__name__}: {exc}). Delete that folder, or run "
-                "with --params model_training.resume=false, to start again."
+                "with --params model_training.fit.resume=false, to start again."
             ) from exc
 
     # ----------------------------------------------------------------------- save
@@ -278,23 +269,129 @@ class TrainingCheckpoint:
             state.best_model_file = f"best-{tag}.keras"
         state.seed_states = [
             np.asarray(keras.ops.convert_to_numpy(v)).tolist()
-            for v in _seed_variables(model)
+            for v in seed_variables(model)
         ]
-        tmp = _temporary(self.directory, ".json")
-        tmp.write_text(json.dumps({"format": STATE_FORMAT, **asdict(state)}, indent=1))
-        _commit(tmp, self.directory / STATE_FILE)
-        if improved:
-            copy_atomically(self.directory / state.best_model_file, self.best_path)
+        self.save_state(state)
         keep = {STATE_FILE, state.weights_file, state.best_model_file}
         for path in self.directory.iterdir():
             if path.name not in keep:
                 path.unlink(missing_ok=True)
 
+    def save_state(self, state: TrainingState) -> None:
+        tmp = _temporary(self.directory, ".json")
+        tmp.write_text(json.dumps({"format": STATE_FORMAT, **asdict(state)}, indent=1))
+        _commit(tmp, self.directory / STATE_FILE)
+
     def clear(self) -> None:
-        """Remove the checkpoint (``state.json`` first, so that nothing half remains)."""
+        """Remove this configuration's checkpoint (``state.json`` first, so that
+        nothing half remains)."""
         if self.directory.is_dir():
             (self.directory / STATE_FILE).unlink(missing_ok=True)
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def clear_finished_checkpoint(state_dir: str | Path, config: dict[str, Any]) -> bool:
+    """Delete the checkpoint of ``config`` if its training finished; return whether
+    one was deleted. Called once the trained model and history are saved."""
+    directory = checkpoint_directory(state_dir, config)
+    try:
+        finished = json.loads((directory / STATE_FILE).read_text()).get("finished")
+    except (OSError, ValueError):
+        return False
+    if finished:
+        (directory / STATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+    return bool(finished)
+
+
+class ResumableTraining(keras.callbacks.Callback):
+    """The state of one training run, kept and checkpointed as ``fit`` goes.
+
+    After each epoch it records the history row (with the seconds and learning rate
+    of the epoch), updates the best model on ``fit.checkpoint.monitor`` and early
+    stopping on ``fit.early_stopping``, and saves the checkpoint; at the first
+    non-finite loss it stops training and keeps what went wrong in ``failure``.
+    """
+
+    def __init__(
+        self, store: CheckpointStore, state: TrainingState, fit: FitParams
+    ) -> None:
+        super().__init__()
+        self.store, self.state, self.fit = store, state, fit
+        self.failure: str | None = None
+        self._epoch_start = 0.0
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch, self._epoch_start = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._stop(
+                f"the training loss became {float(loss)} at epoch {self._epoch + 1}, "
+                f"batch {batch + 1}"
+            )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        val_loss = logs.get("val_loss", math.nan)
+        if self.failure is None and not math.isfinite(val_loss):
+            self._stop(f"the validation loss became {val_loss} at epoch {epoch + 1}")
+        if self.failure is not None:
+            return
+        row = self._history_row(epoch, logs)
+        state, fit = self.state, self.fit
+        state.epoch = epoch + 1
+        monitor = fit.checkpoint.monitor
+        improved = better(row[monitor], state.best_value, monitor)
+        if improved:
+            state.best_value, state.best_epoch = row[monitor], state.epoch
+        stopping = fit.early_stopping
+        if better(row[stopping.monitor], state.stopping_best, stopping.monitor):
+            state.stopping_best, state.stopping_wait = row[stopping.monitor], 0
+        else:
+            state.stopping_wait += 1
+        state.history.append(row)
+        patience_out = (
+            stopping.patience is not None and state.stopping_wait >= stopping.patience
+        )
+        # Stopping early only means something if epochs were left to train.
+        if patience_out and state.epoch < fit.epochs:
+            state.stopped_early = True
+            self.model.stop_training = True
+        state.finished = state.stopped_early or state.epoch >= fit.epochs
+        self.store.save(self.model, state, improved)
+
+    def _history_row(self, epoch: int, logs: dict[str, float]) -> dict[str, float]:
+        """Return the standard history columns from Keras' logs (the first metric,
+        whatever its name, is 'accuracy')."""
+        metric = next(
+            k
+            for k in logs
+            if k not in {"loss", "learning_rate"} and not k.startswith("val_")
+        )
+        rate = self.model.optimizer.learning_rate
+        return {
+            "epoch": epoch + 1,
+            "loss": logs["loss"],
+            "accuracy": logs[metric],
+            "val_loss": logs["val_loss"],
+            "val_accuracy": logs[f"val_{metric}"],
+            "learning_rate": float(keras.ops.convert_to_numpy(rate)),
+            "seconds": time.perf_counter() - self._epoch_start,
+        }
+
+    def _stop(self, failure: str) -> None:
+        self.failure = failure
+        self.model.stop_training = True
+
+    def history(self) -> list[dict[str, Any]]:
+        """Return the history rows, the checkpoint's epoch marked ``best``."""
+        return [
+            {**row, "best": row["epoch"] == self.state.best_epoch}
+            for row in self.state.history
+        ]
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -17,73 +17,147 @@ from sklearn.metrics import (
     log_loss,
 )
 
+from .params import ReportingParams, TTAParams
+
+# A test-time view of an image: (dy, dx, mirrored).
+View = tuple[int, int, bool]
+
 
 def _shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Return ``images`` moved by (dy, dx) pixels, the border filled by reflection."""
     pad = max(abs(dy), abs(dx))
+    if pad == 0:
+        return images
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     h, w = images.shape[1:3]
     return padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
 
 
-def tta_views(params: dict[str, Any]) -> list[tuple[float, int, int, bool]]:
-    """Return the test-time views as (weight, dy, dx, mirrored).
+def tta_views(tta: TTAParams) -> dict[View, float]:
+    """Return the test-time views and their weights.
 
-    The image itself (weight 1), its four diagonal shifts by ``tta_translate`` pixels
-    (weight 1/2 each) if that is above 0, and the mirror of each if ``tta_flip``.
+    The image itself (weight 1), its four diagonal shifts by ``tta.translate`` pixels
+    (weight 1/2 each) if that is above 0, and the mirror of each if ``tta.flip``.
     """
-    views = [(1.0, 0, 0, False)]
-    shift = params.get("tta_translate", 0)
+    views = {(0, 0, False): 1.0}
+    shift = tta.translate
     if shift:
-        views += [
-            (0.5, dy, dx, False) for dy in (-shift, shift) for dx in (-shift, shift)
-        ]
-    if params.get("tta_flip", False):
-        views += [(w, dy, dx, True) for w, dy, dx, _ in views]
+        views |= {
+            (dy, dx, False): 0.5 for dy in (-shift, shift) for dx in (-shift, shift)
+        }
+    if tta.flip:
+        views |= {(dy, dx, True): w for (dy, dx, _), w in views.items()}
     return views
 
 
-def predict_test(
-    model: keras.Model, x_test: np.ndarray, params: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """Return test-set class probabilities: 'plain', and 'tta' when views are on.
-
-    'tta' is the weighted mean of the probabilities over ``tta_views(params)``.
-    """
-    batch_size = params["batch_size"]
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
-
-    plain = predict(x_test)
-    probabilities = {"plain": plain}
-    views = tta_views(params)
-    if len(views) > 1:
-        total = np.zeros_like(plain)
-        for weight, dy, dx, mirrored in views:
-            if (dy, dx, mirrored) == (0, 0, False):
-                total += weight * plain
-                continue
-            images = _shifted(x_test, dy, dx)
-            total += weight * predict(images[:, :, ::-1] if mirrored else images)
-        probabilities["tta"] = total / sum(weight for weight, *_ in views)
-    return probabilities
-
-
-def _loss_and_accuracy(
-    probabilities: np.ndarray, y_true: np.ndarray
-) -> dict[str, float]:
-    labels = list(range(probabilities.shape[1]))
+# The test-time augmentations compared on the validation split; each shifts by the
+# configured translation (at least one pixel).
+def tta_candidates(tta: TTAParams) -> dict[str, TTAParams]:
+    """Return the test-time augmentations compared on the validation split."""
+    shift = max(tta.translate, 1)
     return {
-        "loss": float(log_loss(y_true, probabilities, labels=labels)),
-        "accuracy": float(np.mean(probabilities.argmax(axis=1) == y_true)),
+        "none": TTAParams(),
+        "flip": TTAParams(flip=True),
+        f"shift {shift}px": TTAParams(translate=shift),
+        f"flip + shift {shift}px": TTAParams(flip=True, translate=shift),
     }
 
 
+def predict_views(
+    model: keras.Model, images: np.ndarray, views: list[View], batch_size: int
+) -> dict[View, np.ndarray]:
+    """Return the model's class probabilities for each view of ``images``."""
+    result = {}
+    for dy, dx, mirrored in views:
+        shifted = _shifted(images, dy, dx)
+        batch = shifted[:, :, ::-1] if mirrored else shifted
+        result[(dy, dx, mirrored)] = np.asarray(
+            model.predict(batch, batch_size=batch_size, verbose=0)
+        )
+    return result
+
+
+def _combine(predictions: dict[View, np.ndarray], tta: TTAParams) -> np.ndarray:
+    """Return the weighted mean of the predictions over ``tta``'s views."""
+    weights = tta_views(tta)
+    total = sum(w * predictions[view] for view, w in weights.items())
+    return total / sum(weights.values())
+
+
+def predict_test(
+    model: keras.Model, x_test: np.ndarray, params: ReportingParams
+) -> dict[str, np.ndarray]:
+    """Return test-set class probabilities: 'plain', and 'tta' when views are on.
+
+    'tta' is the weighted mean of the probabilities over ``tta_views(params.tta)``.
+    """
+    views = predict_views(model, x_test, list(tta_views(params.tta)), params.batch_size)
+    probabilities = {"plain": views[(0, 0, False)]}
+    if len(views) > 1:
+        probabilities["tta"] = _combine(views, params.tta)
+    return probabilities
+
+
+def _scores(
+    probabilities: np.ndarray, y_true: np.ndarray, bins: int
+) -> dict[str, float]:
+    """Return accuracy, log loss (plain cross-entropy, no label smoothing) and the
+    expected calibration error."""
+    labels = list(range(probabilities.shape[1]))
+    return {
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == y_true)),
+        "log_loss": float(log_loss(y_true, probabilities, labels=labels)),
+        "expected_calibration_error": calibration(probabilities, y_true, bins)[
+            "expected_calibration_error"
+        ],
+    }
+
+
+def calibration(
+    probabilities: np.ndarray, y_true: np.ndarray, bins: int
+) -> dict[str, Any]:
+    """Return the reliability table and the expected calibration error (ECE).
+
+    Predictions are grouped by confidence into ``bins`` equal-width bins; the ECE is
+    the mean gap between each bin's accuracy and confidence, weighted by its size.
+    """
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    table = []
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        count = int(inside.sum())
+        accuracy = float(correct[inside].mean()) if count else float("nan")
+        mean_confidence = float(confidence[inside].mean()) if count else float("nan")
+        if count:
+            gap += count * abs(accuracy - mean_confidence)
+        table.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "accuracy": accuracy,
+                "confidence": mean_confidence,
+            }
+        )
+    return {"bins": table, "expected_calibration_error": gap / max(len(y_true), 1)}
+
+
 def evaluate_predictions(
-    probabilities: dict[str, np.ndarray], y_test: np.ndarray, class_names: list[str]
+    probabilities: dict[str, np.ndarray],
+    y_test: np.ndarray,
+    class_names: list[str],
+    params: ReportingParams,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """Return (metrics, classification report table, per-image predictions table)."""
+    """Return (metrics, classification report table, per-image predictions table).
+
+    The metrics' ``log_loss`` is the plain cross-entropy of the predicted
+    probabilities; the training history's ``loss`` is the training objective, label
+    smoothing included, so the two are not comparable.
+    """
     plain = probabilities["plain"]
     y_pred = plain.argmax(axis=1)
     report = classification_report(
@@ -94,9 +168,10 @@ def evaluate_predictions(
         output_dict=True,
         zero_division=0,
     )
+    bins = params.calibration_bins
     metrics: dict[str, Any] = {
         "num_test_images": int(y_test.size),
-        **_loss_and_accuracy(plain, y_test),
+        **_scores(plain, y_test, bins),
         "per_class": {
             cls: {k: float(report[cls][k]) for k in ("precision", "recall", "f1-score")}
             for cls in class_names
@@ -107,7 +182,10 @@ def evaluate_predictions(
         },
     }
     if "tta" in probabilities:
-        metrics["tta"] = _loss_and_accuracy(probabilities["tta"], y_test)
+        metrics["tta"] = {
+            **_scores(probabilities["tta"], y_test, bins),
+            "views": len(tta_views(params.tta)),
+        }
     report_table = (
         pd.DataFrame(report)
         .drop(columns="accuracy")
@@ -128,21 +206,47 @@ def evaluate_predictions(
     return metrics, report_table, predictions
 
 
-def _best_epoch(history: pd.DataFrame, monitor: str) -> int:
-    """Return the epoch the checkpoint kept by ``monitor``: the first lowest loss, else
-    the first highest metric (the rule of ``training_state._better``)."""
-    if monitor.endswith("loss"):
-        return int(history.loc[history[monitor].idxmin(), "epoch"])
-    # The history logs the first metric as 'accuracy' / 'val_accuracy', whatever its name.
-    column = "val_accuracy" if monitor.startswith("val_") else "accuracy"
-    return int(history.loc[history[column].idxmax(), "epoch"])
+def evaluate_validation(
+    model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, params: ReportingParams
+) -> dict[str, Any]:
+    """Return validation metrics, plain and with the configured test-time
+    augmentation, and every candidate augmentation's (``tta_candidates``), so that
+    the augmentation used on the test set is visibly chosen on validation."""
+    candidates = tta_candidates(params.tta)
+    needed = {v for tta in [params.tta, *candidates.values()] for v in tta_views(tta)}
+    views = predict_views(model, x_val, sorted(needed), params.batch_size)
+    bins = params.calibration_bins
+    options = {
+        name: {
+            **_scores(_combine(views, tta), y_val, bins),
+            "views": len(tta_views(tta)),
+        }
+        for name, tta in candidates.items()
+    }
+    best = max(options, key=lambda name: options[name]["accuracy"])
+    return {
+        "num_validation_images": int(y_val.size),
+        **_scores(views[(0, 0, False)], y_val, bins),
+        "tta": {
+            **_scores(_combine(views, params.tta), y_val, bins),
+            "views": len(tta_views(params.tta)),
+        },
+        "tta_options": options,
+        "best_tta_option": best,
+    }
+
+
+def _best_epoch(history: pd.DataFrame) -> int:
+    """Return the epoch of the returned model (the history's ``best`` row)."""
+    marked = history.loc[history["best"].astype(bool), "epoch"]
+    return int(marked.iloc[0]) if len(marked) else int(history["epoch"].iloc[-1])
 
 
 # A curve whose values span more than this ratio is drawn on a log scale.
 _LOG_SCALE_RATIO = 100
 
 
-def _curve(history: pd.DataFrame, column: str, label: str, monitor: str) -> Figure:
+def _curve(history: pd.DataFrame, column: str, label: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     ax.plot(history["epoch"], history[column], marker="o", label=f"train {label}")
     ax.plot(
@@ -151,9 +255,9 @@ def _curve(history: pd.DataFrame, column: str, label: str, monitor: str) -> Figu
         marker="o",
         label=f"validation {label}",
     )
-    best = _best_epoch(history, monitor)
+    best = _best_epoch(history)
     ax.axvline(
-        best, color="grey", linestyle="--", label=f"best epoch ({best}, by {monitor})"
+        best, color="grey", linestyle="--", label=f"returned model (epoch {best})"
     )
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
@@ -177,17 +281,42 @@ def _curve(history: pd.DataFrame, column: str, label: str, monitor: str) -> Figu
     return fig
 
 
-def plot_training_curves(
-    history: pd.DataFrame, monitor: str = "val_accuracy"
-) -> tuple[Figure, Figure]:
-    """Return the loss and accuracy curves, train and validation, best epoch marked.
+def plot_training_curves(history: pd.DataFrame) -> tuple[Figure, Figure]:
+    """Return the loss and accuracy curves, train and validation, with the epoch of
+    the returned model (the history's ``best`` column) marked.
 
-    The marked epoch is the one the checkpoint kept, chosen by ``monitor``.
+    The loss is the training objective (label smoothing included, if any).
     """
     return (
-        _curve(history, "loss", "loss", monitor),
-        _curve(history, "accuracy", "accuracy", monitor),
+        _curve(history, "loss", "loss (training objective)"),
+        _curve(history, "accuracy", "accuracy"),
     )
+
+
+def plot_reliability_diagram(
+    probabilities: dict[str, np.ndarray], y_test: np.ndarray, params: ReportingParams
+) -> Figure:
+    """Return the reliability diagram of the test predictions (plain, and TTA when
+    on): accuracy against confidence per bin, with the expected calibration error."""
+    fig, ax = plt.subplots(figsize=(6.5, 6), layout="constrained")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    for name, probs in probabilities.items():
+        table = calibration(probs, y_test, params.calibration_bins)
+        bins = [b for b in table["bins"] if b["count"]]
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"{name} (ECE {table['expected_calibration_error']:.3f})",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (mean of the bin)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(f"Reliability on the test set ({params.calibration_bins} bins)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    return fig
 
 
 def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> Figure:
@@ -233,9 +362,14 @@ def plot_confusion_matrix(predictions: pd.DataFrame, class_names: list[str]) -> 
 
 
 def plot_confident_mistakes(
-    x_test: np.ndarray, predictions: pd.DataFrame, class_names: list[str], count: int
+    x_test: np.ndarray,
+    predictions: pd.DataFrame,
+    class_names: list[str],
+    params: ReportingParams,
 ) -> Figure:
-    """Return a grid of the ``count`` test images misclassified with most confidence."""
+    """Return a grid of the ``params.mistakes_to_show`` test images misclassified with
+    most confidence."""
+    count = params.mistakes_to_show
     wrong = predictions[predictions["true_label"] != predictions["predicted_label"]]
     worst = wrong.sort_values("confidence", ascending=False).head(count)
     columns = 5

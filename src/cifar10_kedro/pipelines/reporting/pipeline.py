@@ -1,11 +1,13 @@
-"""The ``reporting`` pipeline: test metrics and plots from the saved model and history."""
+"""The ``reporting`` pipeline: metrics and plots from the saved model and history."""
 
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     evaluate_predictions,
+    evaluate_validation,
     plot_confident_mistakes,
     plot_confusion_matrix,
+    plot_reliability_diagram,
     plot_training_curves,
     predict_test,
 )
@@ -23,13 +25,24 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 evaluate_predictions,
-                inputs=["test_probabilities", "y_test", "class_names"],
+                inputs=[
+                    "test_probabilities",
+                    "y_test",
+                    "class_names",
+                    "params:reporting",
+                ],
                 outputs=["test_metrics", "classification_report", "test_predictions"],
                 name="evaluate_predictions",
             ),
             Node(
+                evaluate_validation,
+                inputs=["trained_model", "x_val", "y_val", "params:reporting"],
+                outputs="validation_metrics",
+                name="evaluate_validation",
+            ),
+            Node(
                 plot_training_curves,
-                inputs=["training_history", "params:model_training.checkpoint.monitor"],
+                inputs="training_history",
                 outputs=["loss_curve", "accuracy_curve"],
                 name="plot_training_curves",
             ),
@@ -40,12 +53,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_confusion_matrix",
             ),
             Node(
+                plot_reliability_diagram,
+                inputs=["test_probabilities", "y_test", "params:reporting"],
+                outputs="reliability_plot",
+                name="plot_reliability_diagram",
+            ),
+            Node(
                 plot_confident_mistakes,
                 inputs=[
                     "x_test",
                     "test_predictions",
                     "class_names",
-                    "params:reporting.mistakes_to_show",
+                    "params:reporting",
                 ],
                 outputs="confident_mistakes_plot",
                 name="plot_confident_mistakes",

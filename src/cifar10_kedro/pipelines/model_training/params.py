@@ -1,0 +1,238 @@
+"""Typed parameters of the ``model_training`` pipeline (``params:model_training.*``).
+
+One group per node: ``model`` for ``build_model``, ``compile`` for ``compile_model``,
+``fit`` for ``train_model``; ``seed`` drives all of their randomness. A field's
+default is the plain Keras behaviour, so that every ingredient of the training recipe
+is off unless the configuration turns it on (``conf/base`` turns them on).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from cifar10_kedro.params_base import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenUnitFloat,
+    Params,
+    PositiveFloat,
+    PositiveInt,
+    Seed,
+    UnitFloat,
+)
+
+Architecture = Literal["fast_cnn", "notebook_cnn"]
+OptimizerName = Literal["adam", "adamw", "sgd"]
+LossName = Literal["categorical_crossentropy", "sparse_categorical_crossentropy"]
+# The accuracy metrics each loss's labels allow: one-hot for the categorical loss,
+# integers for the sparse one ('accuracy' lets Keras pick the right one).
+METRICS_FOR_LOSS = {
+    "categorical_crossentropy": ("accuracy", "categorical_accuracy"),
+    "sparse_categorical_crossentropy": ("accuracy", "sparse_categorical_accuracy"),
+}
+Metric = Literal["accuracy", "categorical_accuracy", "sparse_categorical_accuracy"]
+# What training logs each epoch; 'accuracy' is the first metric, whatever its name.
+Monitor = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
+
+
+# ------------------------------------------------------------------ build_model
+
+
+class BatchNormParams(Params):
+    momentum: OpenUnitFloat = 0.99
+    epsilon: PositiveFloat = 1e-3
+    # A learned per-channel scale (gamma); without it BN only centres and shifts.
+    scale: bool = True
+
+
+class FastCNNParams(Params):
+    """``fast_cnn``: a stem, then per width conv-pool-BN-act-conv-BN-act, a global
+    max pool and a linear head (the airbench family of networks)."""
+
+    # whitening: a fixed 2x2 conv whose filters whiten the training images' patches;
+    # conv: a trained 3x3 conv of stem_width channels.
+    stem: Literal["conv", "whitening"] = "conv"
+    stem_width: PositiveInt = 24
+    whitening_images: PositiveInt = 5000
+    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 128, 256]
+    activation: Literal["relu", "gelu"] = "relu"
+    # dirac: each conv starts as the identity on its first input-many filters.
+    init: Literal["default", "dirac"] = "default"
+    batchnorm: BatchNormParams = BatchNormParams()
+    # Logits are multiplied by this before the softmax.
+    head_scale: PositiveFloat = 1.0
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class NotebookCNNParams(Params):
+    """The notebook's model has no options."""
+
+
+class AugmentationLayersParams(Params):
+    """Random Keras preprocessing layers inside the model, active only in training
+    (the notebook's ``ImageDataGenerator``); all off by default."""
+
+    rotation_degrees: Annotated[float, Field(ge=0, le=180)] = 0.0
+    width_shift: UnitFloat = 0.0
+    height_shift: UnitFloat = 0.0
+    fill_mode: Literal["reflect", "wrap", "constant", "nearest"] = "nearest"
+    interpolation: Literal["nearest", "bilinear"] = "bilinear"
+
+
+class ModelParams(Params):
+    """What ``build_model`` assembles (``params:model_training.model``)."""
+
+    architecture: Architecture
+    # auto: mixed bfloat16 on a GPU (any backend) and on CPUs with native bfloat16.
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
+    fast_cnn: FastCNNParams = FastCNNParams()
+    notebook_cnn: NotebookCNNParams = NotebookCNNParams()
+    augmentation_layers: AugmentationLayersParams = AugmentationLayersParams()
+
+
+# ---------------------------------------------------------------- compile_model
+
+
+class SGDOptions(Params):
+    momentum: UnitFloat = 0.0
+    nesterov: bool = False
+
+
+class AdamOptions(Params):
+    beta_1: UnitFloat = 0.9
+    beta_2: UnitFloat = 0.999
+    epsilon: PositiveFloat = 1e-7
+    amsgrad: bool = False
+
+
+class LookaheadParams(Params):
+    """Every ``every`` steps the weights are averaged into a slow copy and reset to it:
+    slow = d * slow + (1 - d) * weights, with d = decay * (step / total) ** power."""
+
+    every: PositiveInt = 5
+    decay: OpenUnitFloat = 0.95**5
+    power: NonNegativeFloat = 3.0
+
+
+class OptimizerParams(Params):
+    name: OptimizerName
+    learning_rate: PositiveFloat
+    # Decoupled weight decay, per step and scaled by the learning rate (Keras' rule).
+    weight_decay: NonNegativeFloat | None = None
+    sgd: SGDOptions = SGDOptions()
+    adam: AdamOptions = AdamOptions()
+    adamw: AdamOptions = AdamOptions()
+    # Gradients of BatchNorm biases are multiplied by this: with SGD, a learning rate
+    # that many times higher for them, their weight decay unchanged.
+    batchnorm_bias_lr_scale: PositiveFloat = 1.0
+    # The whitening stem's bias trains this many epochs, then stays (0: never trains).
+    whitening_bias_epochs: NonNegativeFloat = 0.0
+    lookahead: LookaheadParams | None = None
+
+    @model_validator(mode="after")
+    def _scale_needs_sgd(self) -> OptimizerParams:
+        if self.batchnorm_bias_lr_scale != 1.0 and self.name != "sgd":
+            raise ValueError(
+                f"batchnorm_bias_lr_scale is {self.batchnorm_bias_lr_scale} with the "
+                f"'{self.name}' optimizer, which normalises gradient scale away; "
+                "expected 1.0 unless name is 'sgd'"
+            )
+        return self
+
+
+class LRScheduleParams(Params):
+    # constant; warmup_cosine or warmup_linear: a linear warm-up from
+    # initial_fraction of the rate over warmup_epochs, then a cosine or linear decay
+    # to final_fraction of it at the last step.
+    name: Literal["constant", "warmup_cosine", "warmup_linear"] = "constant"
+    warmup_epochs: NonNegativeFloat = 0.0
+    initial_fraction: UnitFloat = 0.0
+    final_fraction: UnitFloat = 0.0
+
+
+class CompileParams(Params):
+    """What ``compile_model`` sets up (``params:model_training.compile``)."""
+
+    optimizer: OptimizerParams
+    lr_schedule: LRScheduleParams = LRScheduleParams()
+    loss: LossName
+    # Only the categorical loss (one-hot labels) can smooth labels.
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    metrics: Annotated[list[Metric], Field(min_length=1)] = ["accuracy"]
+
+    @model_validator(mode="after")
+    def _fits_the_loss(self) -> CompileParams:
+        if self.label_smoothing > 0 and self.loss != "categorical_crossentropy":
+            raise ValueError(
+                f"label_smoothing is {self.label_smoothing} but loss is '{self.loss}', "
+                "which cannot smooth labels; expected label_smoothing 0 with that loss, "
+                "or loss 'categorical_crossentropy'"
+            )
+        allowed = METRICS_FOR_LOSS[self.loss]
+        wrong = [m for m in self.metrics if m not in allowed]
+        if wrong:
+            raise ValueError(
+                f"metrics {wrong} do not fit loss '{self.loss}' (its labels are "
+                f"{'one-hot' if self.loss == 'categorical_crossentropy' else 'integers'}"
+                f"); expected metrics among {list(allowed)}"
+            )
+        return self
+
+
+# ------------------------------------------------------------------ train_model
+
+
+class BatchAugmentationParams(Params):
+    """Augmentation of each training batch in the input pipeline, a function of
+    the seed, the epoch and the batch (so that a resumed run sees the same images)."""
+
+    # random: each image mirrored with probability 1/2; alternating: half of the
+    # images mirrored in even epochs and the other half in odd epochs.
+    flip: Literal["none", "random", "alternating"] = "none"
+    # Random translation by up to this many pixels, borders reflected.
+    translate: NonNegativeInt = 0
+
+
+class EarlyStoppingParams(Params):
+    monitor: Monitor = "val_accuracy"
+    # Epochs without improvement before training stops; None never stops early.
+    patience: PositiveInt | None = None
+
+
+class CheckpointParams(Params):
+    # The epoch whose model is returned: the best on `monitor` (losses fall, the rest
+    # rise).
+    monitor: Monitor = "val_accuracy"
+    # Where training keeps, after every epoch, the best model so far and what an
+    # interrupted run needs to resume: one folder per training configuration.
+    state_dir: Annotated[str, Field(min_length=1)]
+
+
+class FitParams(Params):
+    """How ``train_model`` trains (``params:model_training.fit``)."""
+
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    # Drop each epoch's last, smaller batch (the images left out change every epoch).
+    drop_remainder: bool = False
+    augmentation: BatchAugmentationParams = BatchAugmentationParams()
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    checkpoint: CheckpointParams
+    # Running the same command after an interruption continues from the last
+    # completed epoch; false always starts at epoch 1.
+    resume: bool = True
+    # Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent.
+    verbose: Literal["auto", 0, 1, 2] = "auto"
+
+
+class ModelTrainingParams(Params):
+    """The whole ``model_training`` group, for the checks across its parts."""
+
+    # Every random choice of the pipeline (initialisation, data order, augmentation)
+    # derives from it; the nodes take it as `params:model_training.seed`.
+    seed: Seed
+    model: ModelParams
+    compile: CompileParams
+    fit: FitParams
