@@ -49,3 +49,21 @@ def lossless_subset() -> Path:
     if not path.exists():
         pytest.fail(f"Lossless CIFAR-10 subset not found at {path}.")
     return path
+
+
+def project_parameters(
+    env: str | None = None, runtime_params: dict | None = None
+) -> dict:
+    """The merged parameters of ``env`` (conf/base when None), as ``kedro run`` loads
+    them: the project's config loader settings, globals and resolvers included."""
+    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+
+    from cifar10_kedro import settings  # noqa: PLC0415
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        env=env,
+        runtime_params=runtime_params,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]

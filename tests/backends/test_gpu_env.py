@@ -39,8 +39,8 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
             "data_ingestion.train_per_class=20",
             "data_ingestion.test_per_class=10",
             "data_ingestion.validation_fraction=0.5",
-            "model_training.epochs=1",
-            "model_training.batch_size=50",
+            "model_training.fit.epochs=1",
+            "model_training.fit.batch_size=50",
         ]
     )
     completed = subprocess.run(
@@ -59,4 +59,6 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
     assert metrics["num_test_images"] == 100
     assert 0.0 <= metrics["tta"]["accuracy"] <= 1.0
     model_file = latest(root, "06_models/model.keras")
-    assert model_file.stat().st_size > 1_000_000  # the wide GPU model, [64, 256, 256]
+    assert model_file.stat().st_size > 1_000_000  # the GPU model, [64, 256, 256]
+    config = json.loads(latest(root, "06_models/training_config.json").read_text())
+    assert config["versions"]["backend"] == "jax"

@@ -9,22 +9,28 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import project_parameters
+from tests.pipelines.model_training.helpers import merged
 
 pytest.importorskip("jax")
 
 
 def default_params(tmp_path: Path) -> dict:
-    text = (PROJECT_ROOT / "conf/base/parameters_model_training.yml").read_text()
-    params = yaml.safe_load(text.replace("${globals:data_root}", str(tmp_path)))[
-        "model_training"
-    ]
-    params["architectures"]["fast_cnn"].update(stem_width=8, widths=[8, 16, 16])
-    params.update(epochs=3, batch_size=40, verbose=0)
-    params["optimizer"]["learning_rate"] = 0.05
-    return params
+    """The default recipe, every ingredient on, shrunk to a few steps."""
+    return merged(
+        project_parameters()["model_training"],
+        {
+            "model": {"fast_cnn": {"widths": [8, 16, 16], "whitening_images": 100}},
+            "compile": {"optimizer": {"learning_rate": 0.1}},
+            "fit": {
+                "epochs": 3,
+                "batch_size": 40,
+                "verbose": 0,
+                "checkpoint": {"state_dir": str(tmp_path / "checkpoints")},
+            },
+        },
+    )
 
 
 @pytest.mark.slow
@@ -32,12 +38,7 @@ def test_default_model_trains_a_few_steps_under_jax(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     script = Path(__file__).with_name("jax_train_steps.py")
     completed = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            json.dumps(default_params(tmp_path)),
-            str(tmp_path / "best.keras"),
-        ],
+        [sys.executable, str(script), json.dumps(default_params(tmp_path))],
         env=env,
         capture_output=True,
         text=True,
@@ -47,8 +48,10 @@ def test_default_model_trains_a_few_steps_under_jax(tmp_path):
     assert completed.returncode == 0, completed.stderr[-4000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
+    assert result["optimizer"] == "RecipeSGD"
+    assert result["lookahead_synced"]  # the weights after the last epoch: averaged
     assert result["epochs"] == 3
     assert result["loss"][-1] < result["loss"][0]
     assert result["tta_shape"] == [20, 10]
     assert result["sums"] == [1.0] * 20
-    assert (tmp_path / "best.keras").is_file()
+    assert any((tmp_path / "checkpoints").iterdir())

@@ -37,20 +37,29 @@ LAYERS = [
     "model_output",
     "reporting",
 ]
-PIPELINES = ["data_ingestion", "model_training", "reporting"]
-# Reporting outputs and the kedro-datasets preview each gets in the side panel.
+PIPELINES = ["data_ingestion", "model_training", "reporting", "compare"]
+# The pipelines of the default run; `compare` adds the variants to them.
+DEFAULT_PARTS = ["data_ingestion", "model_training", "reporting"]
+# Results and the preview each gets in the side panel (kedro-datasets' own, and
+# KerasModelDataset's for the model).
 PREVIEWS = {
     "sample_grid": "ImagePreview",
     "loss_curve": "ImagePreview",
     "accuracy_curve": "ImagePreview",
     "confusion_matrix_plot": "ImagePreview",
+    "reliability_plot": "ImagePreview",
     "confident_mistakes_plot": "ImagePreview",
     "dataset_summary": "JSONPreview",
     "test_metrics": "JSONPreview",
+    "validation_metrics": "JSONPreview",
+    "training_config": "JSONPreview",
+    "trained_model": "JSONPreview",
     "classification_report": "TablePreview",
     "training_history": "TablePreview",
     "test_predictions": "TablePreview",
 }
+# The compare pipeline trains each variant under its namespace.
+VARIANT = "notebook"
 SCREENSHOTS = TEST_OUTPUT / "kedro-viz"
 
 
@@ -114,10 +123,60 @@ def test_api_lists_each_pipeline_and_tags_each_node_with_it(viz_url, smoke_proje
     assert {tag["id"] for tag in main["tags"]} == set(PIPELINES)
     nodes = by_name(main)
     bootstrap_project(smoke_project)
-    for name in PIPELINES:
+    for name in DEFAULT_PARTS:
         for node in pipelines[name].nodes:
             assert name in nodes[node.name]["tags"], node.name
             assert name in nodes[node.name]["pipelines"], node.name
+            assert "compare" in nodes[node.name]["pipelines"], node.name
+
+
+def by_full_name(pipeline: dict) -> dict[str, dict]:
+    """Nodes by their full name (a namespaced task's ``name`` is its short name)."""
+    return {node.get("full_name", node["name"]): node for node in pipeline["nodes"]}
+
+
+@pytest.mark.slow
+def test_api_shows_the_notebook_variant_as_a_modular_pipeline(viz_url, smoke_project):
+    compare = get_json(f"{viz_url}/api/pipelines/compare")
+    assert compare["selected_pipeline"] == "compare"
+    nodes = by_full_name(compare)
+    bootstrap_project(smoke_project)
+    expected = {node.name for node in pipelines["compare"].nodes}
+    assert expected <= nodes.keys()
+    for name in expected:
+        assert "compare" in nodes[name]["pipelines"], name
+
+    # One collapsible node for the variant, at the top level of the graph.
+    assert nodes[VARIANT]["type"] == "modularPipeline"
+    modules = compare["modular_pipelines"]
+    assert {"id": VARIANT, "type": "modularPipeline"} in modules["__root__"]["children"]
+    module = modules[VARIANT]
+    ids = {node["id"]: name for name, node in nodes.items()}
+    inside = {ids[child["id"]] for child in module["children"]}
+    inputs = {ids[i] for i in module["inputs"]}
+    outputs = {ids[i] for i in module["outputs"]}
+    # Every task of the variant is in it, and every dataset of its own.
+    tasks = {
+        node.name for node in pipelines["compare"].nodes if node.namespace == VARIANT
+    }
+    assert tasks and tasks <= inside
+    for name in tasks:
+        assert nodes[name]["modular_pipelines"] == [VARIANT], name
+    own = {
+        name
+        for name in pipelines["compare"].datasets()
+        if name.startswith(f"{VARIANT}.")
+    }
+    assert own <= inside | outputs
+    assert {f"{VARIANT}.trained_model", f"{VARIANT}.training_config"} <= inside
+    # It reads the arrays ingested once, and its own parameters.
+    assert {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"} <= inputs
+    assert f"params:{VARIANT}.model_training.fit" in inputs
+    assert f"{VARIANT}.test_metrics" in outputs
+    # The comparison and the default run's nodes are outside it.
+    assert nodes["compare_variants"]["modular_pipelines"] in (None, [])
+    assert nodes["train_model"]["modular_pipelines"] in (None, [])
+    assert "train_model" not in inside
 
 
 @pytest.mark.slow
@@ -136,6 +195,31 @@ def test_api_previews_the_reporting_outputs(viz_url):
     # The catalog's preview_args show whole small tables: 10 classes and 2 averages.
     report = get_json(f"{viz_url}/api/nodes/{nodes['classification_report']['id']}")
     assert len(report["preview"]["data"]) == 12
+    metrics = json.loads(
+        get_json(f"{viz_url}/api/nodes/{nodes['test_metrics']['id']}")["preview"]
+    )
+    assert {"accuracy", "log_loss", "expected_calibration_error"} <= set(metrics)
+    validation = json.loads(
+        get_json(f"{viz_url}/api/nodes/{nodes['validation_metrics']['id']}")["preview"]
+    )
+    assert validation["best_tta_option"] in validation["tta_options"]
+
+
+@pytest.mark.slow
+def test_api_previews_the_trained_model_from_its_file(viz_url, smoke_project):
+    """KerasModelDataset's preview: the layers, read from the archive's
+    configuration (kedro viz builds no model)."""
+    nodes = by_name(get_json(f"{viz_url}/api/main"))
+    metadata = get_json(f"{viz_url}/api/nodes/{nodes['trained_model']['id']}")
+    assert metadata["type"].endswith("KerasModelDataset")
+    assert metadata["preview_type"] == "JSONPreview"
+    preview = json.loads(metadata["preview"])
+    assert preview["class"] == "Sequential"
+    # conf/smoke trains conf/base's architecture.
+    assert preview["name"] == "fast_cnn"
+    assert preview["layers"][0] == "InputLayer image"
+    assert preview["layers"][-1] == "Activation softmax"
+    assert any(layer.startswith("Conv2D ") for layer in preview["layers"])
 
 
 def hide_feature_hints(browser, url: str) -> None:
@@ -225,6 +309,48 @@ def test_browser_draws_every_node_and_previews_a_plot(
     browser.save_screenshot(str(SCREENSHOTS / "confusion_matrix_preview.png"))
 
 
+def drawn_node_classes(browser) -> dict[str, str]:
+    """The graph's drawn nodes: full name -> CSS classes."""
+    return dict(
+        browser.execute_script(
+            "return Array.from(document.querySelectorAll('.pipeline-node'),"
+            " n => [n.getAttribute('data-node-fullname'), n.getAttribute('class')]);"
+        )
+    )
+
+
+@pytest.mark.slow
+def test_browser_draws_the_compare_pipeline_with_the_variant_collapsed(
+    viz_url, browser
+):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # kedro-viz opens the pipeline that the URL's `pid` names.
+    hide_feature_hints(browser, f"{viz_url}/?pid=compare")
+    names = {
+        VARIANT,
+        "train_model",
+        "compare_variants",
+        "comparison",
+        "comparison_plot",
+        f"{VARIANT}.test_metrics",
+        f"{VARIANT}.training_history",
+    }
+    wait_for_graph(browser, names, SCREENSHOTS / "compare_pipeline_failed.png")
+    dismiss_banners(browser)
+    time.sleep(1)  # let the zoom-to-fit animation settle, for the person looking
+    browser.save_screenshot(str(SCREENSHOTS / "compare_pipeline.png"))
+    drawn = drawn_node_classes(browser)
+    # The variant is one node, a modular pipeline, until expanded: none of its
+    # inner nodes is drawn.
+    assert "pipeline-node--modularPipeline" in drawn[VARIANT].split()
+    assert f"{VARIANT}.trained_model" not in drawn
+    assert f"{VARIANT}.training_config" not in drawn
+    selector = browser.find_element(
+        By.CSS_SELECTOR, "[data-test='kedro-pipeline-selector'] .dropdown__label"
+    )
+    assert selector.text == "compare"
+
+
 @contextlib.contextmanager
 def static_file_server(directory: Path):
     """Serve ``directory`` over HTTP on a free loopback port, as any static host would."""
@@ -265,11 +391,17 @@ def test_viz_build_writes_a_static_site_that_opens_without_kedro(
     assert_every_node_and_dataset_with_its_layer(main, default_pipeline)
     for pipeline in ("__default__", *PIPELINES):
         assert (build / "api" / "pipelines" / pipeline).is_file(), pipeline
+    compare = json.loads((build / "api" / "pipelines" / "compare").read_text())
+    assert by_full_name(compare)[VARIANT]["type"] == "modularPipeline"
     node_files = {path.name for path in (build / "api" / "nodes").iterdir()}
     assert {node["id"] for node in main["nodes"]} <= node_files
     plot = by_name(main)["confusion_matrix_plot"]["id"]
     metadata = json.loads((build / "api" / "nodes" / plot).read_text())
     assert metadata["preview_type"] == "ImagePreview"  # --include-previews
+    model = by_name(main)["trained_model"]["id"]
+    metadata = json.loads((build / "api" / "nodes" / model).read_text())
+    assert metadata["preview_type"] == "JSONPreview"
+    assert json.loads(metadata["preview"])["class"] == "Sequential"
 
     # Any static file server will do: here Python's, with no Kedro behind it.
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

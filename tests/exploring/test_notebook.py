@@ -12,8 +12,9 @@ from tests.conftest import PROJECT_ROOT
 from tests.exploring.conftest import TEST_OUTPUT
 
 NOTEBOOK = Path("notebooks") / "explore_results.ipynb"
-# The sample grid, the loss and accuracy curves, the confusion matrix, the predictions.
-FIGURES = 5
+# The sample grid, the loss and accuracy curves, the confusion matrix, the predictions,
+# the reliability diagram.
+FIGURES = 6
 
 
 def test_notebook_is_committed_without_outputs():
@@ -81,5 +82,21 @@ def test_notebook_runs_on_a_smoke_run(smoke_project, tmp_path, monkeypatch, kern
     text = "".join(output.get("text", "") for output in outputs)
     assert "Kedro environment: smoke" in text
     assert f"Project: {smoke_project}" in text
+    # conf/smoke's subset: 20 test images per class, 20 % of 600 for validation.
+    assert "Test images: 200" in text
+    assert "Validation images: 120" in text
+    assert (
+        "Architecture: fast_cnn, optimizer: sgd, batch size: 64, at most 2 epochs"
+        in text
+    )
+    assert ", log loss: " in text and "expected calibration error: " in text
+    assert "With test-time augmentation (10 views)" in text
+    assert "Most accurate on validation: " in text
+    # The smoke run did not run the compare pipeline.
+    assert "No comparison yet: run `kedro run --pipeline compare`" in text
+    tables = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    # The pipelines table lists compare; the TTA table every candidate.
+    assert "<th>compare</th>" in tables
+    assert "<th>flip + shift 1px</th>" in tables
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) == FIGURES

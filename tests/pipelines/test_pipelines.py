@@ -19,19 +19,24 @@ from tests.conftest import PROJECT_ROOT
 # Results are versioned datasets: <path>/<version>/<name>, one version per run.
 REPORT_FILES = [
     "08_reporting/test_metrics.json",
+    "08_reporting/validation_metrics.json",
     "08_reporting/classification_report.csv",
     "08_reporting/loss_curve.png",
     "08_reporting/accuracy_curve.png",
     "08_reporting/confusion_matrix.png",
+    "08_reporting/reliability.png",
     "08_reporting/confident_mistakes.png",
     "07_model_output/test_predictions.csv",
 ]
-TRAINING_FILES = ["06_models/model.keras", "07_model_output/training_history.csv"]
+TRAINING_FILES = [
+    "06_models/model.keras",
+    "06_models/training_config.json",
+    "07_model_output/training_history.csv",
+]
 VERSIONED_FILES = [*REPORT_FILES, *TRAINING_FILES]
 PLAIN_FILES = [
     "03_primary/class_names.json",
     *(f"05_model_input/{a}_{s}.pkl" for a in "xy" for s in ("train", "val", "test")),
-    "06_models/checkpoints/best.keras",
     "08_reporting/dataset_summary.json",
     "08_reporting/sample_grid.png",
 ]
@@ -88,12 +93,13 @@ def smoke_run(tmp_path_factory, shared_jpeg_archive) -> Path:
 
 def test_registry_lists_the_three_pipelines_and_default(tmp_path):
     bootstrap_project(make_project_copy(tmp_path))
-    assert set(pipelines) == {
+    assert {
         "__default__",
         "data_ingestion",
         "model_training",
         "reporting",
-    }
+        "compare",
+    } <= set(pipelines)
     default = {n.name for n in pipelines["__default__"].nodes}
     parts = set().union(
         *(
@@ -111,8 +117,9 @@ def test_smoke_run_writes_every_output(smoke_run):
     assert not missing
     # One run, one version: every result of the run carries the same one.
     assert len({versions(smoke_run, f)[0] for f in VERSIONED_FILES}) == 1
-    # A finished training leaves no resume checkpoint behind.
-    assert not (smoke_run / "06_models/checkpoints/resume").exists()
+    # A finished training leaves no checkpoint behind once its outputs are saved.
+    checkpoints = smoke_run / "06_models/checkpoints"
+    assert not any(p.is_dir() for p in checkpoints.iterdir())
 
 
 @pytest.mark.slow
@@ -127,11 +134,12 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
         latest(smoke_run, "08_reporting/test_metrics.json").read_text()
     )
     assert metrics["num_test_images"] == 200
+    assert np.isfinite(metrics["log_loss"]) and metrics["log_loss"] > 0
     values = [metrics["accuracy"], metrics["tta"]["accuracy"]]
+    values += [metrics["expected_calibration_error"]]
     values += [v for scores in metrics["per_class"].values() for v in scores.values()]
     values += list(metrics["macro_avg"].values())
     assert all(0.0 <= v <= 1.0 for v in values)
-    assert np.isfinite(metrics["loss"]) and metrics["loss"] > 0
 
     history = pd.read_csv(latest(smoke_run, "07_model_output/training_history.csv"))
     assert list(history["epoch"]) == [1, 2]
@@ -143,6 +151,7 @@ def test_smoke_run_outputs_are_well_formed(smoke_run):
         "val_accuracy",
         "learning_rate",
         "seconds",
+        "best",
     ]
     predictions = pd.read_csv(latest(smoke_run, "07_model_output/test_predictions.csv"))
     assert len(predictions) == 200

@@ -3,6 +3,7 @@ with a clear message, a non-zero exit and the earlier outputs untouched."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,12 @@ import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro.io import DatasetError
+from kedro.validation.exceptions import ParameterValidationError
 from PIL import Image
 
 from cifar10_kedro.datasets.cifar10_dataset import CLASS_NAMES, OFFICIAL_MD5
+from cifar10_kedro.params_base import InvalidParametersError
 from tests.datasets.test_cifar10_dataset import official_members, write_tar_gz
 from tests.pipelines.test_pipelines import (
     latest,
@@ -74,19 +79,40 @@ def baseline(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reliability")
     project = make_project_copy(root / "project")
     raw = write_tar_gz(root / "tiny.tar.gz", tree_members())
-    session_run(project, raw, runtime_params={"model_training": {"epochs": 1}})
+    session_run(project, raw, runtime_params={"model_training": {"fit": {"epochs": 1}}})
     return {"project": project, "data": project / "data" / "smoke", "raw": raw}
 
 
-def fails_cleanly(baseline, raw: Path, expected: list[str], **run_args: Any) -> str:
-    """Run, expect an error whose message holds every ``expected`` text, and check
-    that nothing under data/ was written, changed or removed. Return the message."""
+# Where a run fails before its first node: the error, and the functions it is raised
+# from (found in its traceback).
+KEDRO_VALIDATION = (ParameterValidationError, ("validate_raw_params",))
+PREFLIGHT_PARAMETERS = (
+    InvalidParametersError,
+    ("before_pipeline_run", "validate_parameters"),
+)
+PREFLIGHT_MODEL = (DatasetError, ("before_pipeline_run", "check"))
+PREFLIGHT_VERSIONS = (DatasetError, ("before_pipeline_run", "_check_same_run"))
+
+
+def fails_cleanly(
+    baseline,
+    raw: Path,
+    expected: list[str],
+    where: tuple[type[Exception], tuple[str, ...]] = (Exception, ()),
+    **run_args: Any,
+) -> str:
+    """Run, expect an error whose message holds every ``expected`` text, raised
+    ``where`` says, and check that nothing under data/ was written, changed or
+    removed. Return the message."""
+    error, raised_in = where
     before = snapshot(baseline["data"])
-    with pytest.raises(Exception) as info:  # noqa: PT011 - the message is checked
+    with pytest.raises(error) as info:
         session_run(baseline["project"], raw, **run_args)
     message = str(info.value)
     for text in expected:
         assert text in message, message
+    functions = {entry.name for entry in info.traceback}
+    assert set(raised_in) <= functions, sorted(functions)
     assert snapshot(baseline["data"]) == before
     return message
 
@@ -190,43 +216,93 @@ def test_truncated_archive_is_refused(baseline, tmp_path):
 
 
 @pytest.mark.slow
-def test_bad_parameters_are_all_reported_before_any_node(baseline):
+def test_bad_typed_parameters_are_all_reported_before_any_node(baseline):
+    """Kedro validates every typed group when it builds the catalog: every mistake
+    of every group at once, each named by its group and key."""
     bad = {
         "model_training": {
-            "architecture": "resnet",
-            "epochs": 0,
-            "batch_size": 12.5,
-            "optimizer": {"name": "rmsprop", "learning_rate": 0},
-            "epocs": 3,
+            "model": {"architecture": "resnet"},
+            "compile": {"optimizer": {"name": "rmsprop", "learning_rate": 0}},
+            "fit": {"epochs": 0, "batch_size": 12.5, "epocs": 3},
         },
         "data_ingestion": {"validation_fraction": 1.5},
+        "reporting": {"tta": {"flip": "yes"}},
     }
     fails_cleanly(
         baseline,
         baseline["raw"],
         [
-            "7 invalid parameter(s)",
-            "data_ingestion.validation_fraction: Input should be less than 1; got 1.5",
-            "model_training.architecture: Input should be 'fast_cnn' or 'notebook_cnn';"
-            " got 'resnet'",
-            "model_training.optimizer.name: Input should be 'adam', 'adamw' or 'sgd'; "
-            "got 'rmsprop'",
-            "model_training.optimizer.learning_rate: Input should be greater than 0; "
-            "got 0",
-            "model_training.batch_size: Input should be a valid integer; got 12.5",
-            "model_training.epochs: Input should be greater than 0; got 0",
-            "model_training.epocs: unknown parameter (a typo?); expected one of",
+            "Parameter validation failed:",
+            "- Parameter 'data_ingestion': ",
+            "  - validation_fraction: Input should be less than 1; got 1.5",
+            "- Parameter 'model_training.model': ",
+            "  - architecture: Input should be 'fast_cnn' or 'notebook_cnn'; got 'resnet'",
+            "- Parameter 'model_training.compile': ",
+            "  - optimizer.name: Input should be 'adam', 'adamw' or 'sgd'; got 'rmsprop'",
+            "  - optimizer.learning_rate: Input should be greater than 0; got 0",
+            "- Parameter 'model_training.fit': ",
+            "  - batch_size: Input should be a valid integer; got 12.5",
+            "  - epochs: Input should be greater than 0; got 0",
+            "  - epocs: unknown parameter (a typo?); expected one of",
+            "- Parameter 'reporting': ",
+            "  - tta.flip: Input should be a valid boolean; got 'yes'",
         ],
+        where=KEDRO_VALIDATION,
         runtime_params=bad,
     )
 
 
 @pytest.mark.slow
-def test_bad_parameter_exits_non_zero_from_the_command_line(baseline):
-    before = snapshot(baseline["data"])
+def test_cross_field_mistakes_are_reported_before_any_node(baseline):
+    fails_cleanly(
+        baseline,
+        baseline["raw"],
+        [
+            "- Parameter 'model_training.compile': ",
+            "label_smoothing is 0.2 but loss is 'sparse_categorical_crossentropy', "
+            "which cannot smooth labels",
+        ],
+        where=KEDRO_VALIDATION,
+        runtime_params={
+            "model_training": {
+                "compile": {
+                    "loss": "sparse_categorical_crossentropy",
+                    "metrics": ["accuracy"],
+                }
+            }
+        },
+    )
+
+
+@pytest.mark.slow
+def test_mistakes_outside_the_typed_groups_are_reported_by_the_hook(baseline):
+    """Keys that no node reads as a typed group (a misspelt group, a stray key, the
+    seed) pass Kedro's validation; the preflight hook's schema names them all."""
+    fails_cleanly(
+        baseline,
+        baseline["raw"],
+        [
+            "invalid parameter(s); fix them in conf/<env>/parameters_*.yml or --params "
+            "(nothing was run or written):",
+            "  - model_training.epocs: unknown parameter (a typo?); expected one of "
+            "['compile', 'fit', 'model', 'seed']",
+            "  - model_training.seed: Input should be greater than or equal to 0; "
+            "got -1",
+            "  - reportng: unknown parameter (a typo?); expected one of "
+            "['data_ingestion', 'model_training', 'notebook', 'reporting']",
+        ],
+        where=PREFLIGHT_PARAMETERS,
+        runtime_params={
+            "model_training": {"epocs": 3, "seed": -1},
+            "reportng": {"batch_size": 10},
+        },
+    )
+
+
+def kedro_run_cli(baseline, *args: str) -> tuple[int, str]:
+    """``kedro run --env smoke ARGS`` in a subprocess; return (exit code, output)."""
     completed = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
-        + ["--params", "model_training.epochs=0,model_training.optimizr.name=sgd"],
+        [sys.executable, "-m", "kedro", "run", "--env", "smoke", *args],
         cwd=baseline["project"],
         env={**os.environ, "CIFAR10_RAW_PATH": str(baseline["raw"]), "COLUMNS": "250"},
         capture_output=True,
@@ -234,10 +310,34 @@ def test_bad_parameter_exits_non_zero_from_the_command_line(baseline):
         timeout=300,
         check=False,
     )
-    output = completed.stdout + completed.stderr
-    assert completed.returncode != 0
-    assert "model_training.epochs: Input should be greater than 0; got 0" in output
-    assert "model_training.optimizr: unknown parameter (a typo?)" in output
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+@pytest.mark.slow
+def test_bad_parameter_exits_non_zero_from_the_command_line(baseline):
+    before = snapshot(baseline["data"])
+    code, output = kedro_run_cli(
+        baseline,
+        "--params",
+        "model_training.fit.epochs=0,model_training.fit.optimizr=sgd",
+    )
+    assert code != 0
+    assert "ParameterValidationError" in output
+    assert "Parameter 'model_training.fit'" in output
+    assert "epochs: Input should be greater than 0; got 0" in output
+    assert "optimizr: unknown parameter (a typo?)" in output
+    assert "Running node" not in output
+    assert snapshot(baseline["data"]) == before
+
+
+@pytest.mark.slow
+def test_misspelt_group_exits_non_zero_from_the_command_line(baseline):
+    before = snapshot(baseline["data"])
+    code, output = kedro_run_cli(baseline, "--params", "model_trainng.fit.epochs=1")
+    assert code != 0
+    assert "InvalidParametersError" in output
+    assert "1 invalid parameter(s)" in output
+    assert "model_trainng: unknown parameter (a typo?)" in output
     assert "Running node" not in output
     assert snapshot(baseline["data"]) == before
 
@@ -253,19 +353,27 @@ def _put_model_version(data: Path, write) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def model_version(data: Path, write) -> Iterator[Path]:
+    """A newer version of trained_model written by ``write``, removed afterwards."""
+    path = _put_model_version(data, write)
+    try:
+        yield path
+    finally:
+        path.unlink()
+        path.parent.rmdir()
+
+
 @pytest.mark.slow
 def test_model_file_that_is_not_a_keras_file_is_named(baseline):
-    path = _put_model_version(baseline["data"], lambda p: p.write_text("not a zip"))
-    try:
+    with model_version(baseline["data"], lambda p: p.write_text("not a zip")) as path:
         fails_cleanly(
             baseline,
             baseline["raw"],
             [f"'{path}' is not a loadable .keras model: it is not a zip archive"],
+            where=PREFLIGHT_MODEL,
             pipeline_names=["reporting"],
         )
-    finally:
-        path.unlink()
-        path.parent.rmdir()
 
 
 @pytest.mark.slow
@@ -289,8 +397,7 @@ def test_model_file_with_python_code_is_refused_and_never_run(baseline, tmp_path
         model.save(path)
         marker.unlink()  # building the model here ran the lambda once
 
-    path = _put_model_version(baseline["data"], save)
-    try:
+    with model_version(baseline["data"], save) as path:
         fails_cleanly(
             baseline,
             baseline["raw"],
@@ -299,12 +406,104 @@ def test_model_file_with_python_code_is_refused_and_never_run(baseline, tmp_path
                 "outside Keras (a Lambda layer's Python function), and models are "
                 "loaded with safe_mode=True, which never runs code from a model file."
             ],
+            where=PREFLIGHT_MODEL,
             pipeline_names=["reporting"],
         )
-    finally:
-        path.unlink()
-        path.parent.rmdir()
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_model_file_with_a_custom_class_is_refused(baseline):
+    def save(path: Path) -> None:
+        @keras.saving.register_keras_serializable(package="elsewhere")
+        class Doubling(keras.layers.Layer):
+            def call(self, x):
+                return x * 2
+
+        keras.Sequential(
+            [
+                keras.Input((32, 32, 3)),
+                Doubling(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        ).save(path)
+        del keras.saving.get_custom_objects()["elsewhere>Doubling"]  # not our code
+
+    with model_version(baseline["data"], save) as path:
+        fails_cleanly(
+            baseline,
+            baseline["raw"],
+            [
+                f"'{path}' is not a loadable .keras model: it needs Python code from "
+                "outside Keras (the custom class 'elsewhere>Doubling')"
+            ],
+            where=PREFLIGHT_MODEL,
+            pipeline_names=["reporting"],
+        )
+
+
+@pytest.mark.slow
+def test_reporting_refuses_a_model_and_history_of_different_runs(baseline):
+    """After a second training, ``--load-versions trained_model:<first>`` alone would
+    report the first model with the second's history: refused, nothing written."""
+    data = baseline["data"]
+    first = versions(data, "06_models/model.keras")[-1]
+    session_run(
+        baseline["project"],
+        baseline["raw"],
+        runtime_params={"model_training": {"fit": {"epochs": 1}, "seed": 7}},
+        pipeline_names=["model_training"],
+    )
+    second = versions(data, "06_models/model.keras")[-1]
+    assert second != first
+    # One training, one version for all that it saved.
+    assert versions(data, "07_model_output/training_history.csv")[-1] == second
+    assert versions(data, "06_models/training_config.json")[-1] == second
+
+    fails_cleanly(
+        baseline,
+        baseline["raw"],
+        [
+            "The model and the training history it is reported with come from "
+            f"different training runs (trained_model {first}, training_history "
+            f"{second})",
+            "Expected one version for all: pass --load-versions "
+            "trained_model:<version>,training_history:<version>.",
+        ],
+        where=PREFLIGHT_VERSIONS,
+        pipeline_names=["reporting"],
+        load_versions={"trained_model": first},
+    )
+    # Likewise the history alone.
+    fails_cleanly(
+        baseline,
+        baseline["raw"],
+        [f"(trained_model {second}, training_history {first})"],
+        where=PREFLIGHT_VERSIONS,
+        pipeline_names=["reporting"],
+        load_versions={"training_history": first},
+    )
+
+
+@pytest.mark.slow
+def test_reporting_refuses_a_model_saved_without_its_history(baseline):
+    """A run that saved the model but died before the history: the latest model and
+    the latest history are of different runs."""
+    data = baseline["data"]
+    history = versions(data, "07_model_output/training_history.csv")[-1]
+    model = latest(data, "06_models/model.keras")
+    with model_version(data, lambda p: p.write_bytes(model.read_bytes())) as path:
+        fails_cleanly(
+            baseline,
+            baseline["raw"],
+            [
+                "come from different training runs (trained_model "
+                f"{path.parent.name}, training_history {history})"
+            ],
+            where=PREFLIGHT_VERSIONS,
+            pipeline_names=["reporting"],
+        )
 
 
 # ----------------------------------------------------------------------- resume
@@ -322,10 +521,16 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
     project = make_project_copy(tmp_path / "project")
     raw = write_tar_gz(tmp_path / "tiny.tar.gz", tree_members())
     data = project / "data" / "smoke"
-    state = data / "06_models/checkpoints/resume/state.json"
+    checkpoints = data / "06_models/checkpoints"
     epochs = 6
     command = [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
-    command += ["--params", f"model_training.epochs={epochs}"]
+    command += ["--params", f"model_training.fit.epochs={epochs}"]
+
+    def state() -> Path:
+        """The state file of the run's checkpoint folder (one per configuration)."""
+        found = list(checkpoints.glob("*/state.json"))
+        return found[0] if found else checkpoints / "none" / "state.json"
+
     env = {**os.environ, "CIFAR10_RAW_PATH": str(raw), "COLUMNS": "250"}
 
     log = (tmp_path / "killed.log").open("w")
@@ -333,14 +538,15 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
         command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 300
-    while _completed_epochs(state) < 2:  # noqa: PLR2004
+    while _completed_epochs(state()) < 2:  # noqa: PLR2004
         assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.02)
     killed.kill()  # SIGKILL: no clean-up of any kind
     killed.wait()
     log.close()
-    done = _completed_epochs(state)
+    folder = state().parent
+    done = _completed_epochs(state())
     assert 2 <= done < epochs  # noqa: PLR2004
     assert not versions(data, "06_models/model.keras")  # the killed run saved none
 
@@ -359,4 +565,4 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
     history = pd.read_csv(latest(data, "07_model_output/training_history.csv"))
     assert history["epoch"].tolist() == list(range(1, epochs + 1))
     assert len(versions(data, "06_models/model.keras")) == 1
-    assert not state.parent.exists()  # finished: nothing left to resume
+    assert not folder.exists()  # finished and saved: nothing left to resume

@@ -7,16 +7,29 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from cifar10_kedro.params_base import InvalidParametersError
 from cifar10_kedro.pipelines.data_ingestion.nodes import (
     plot_sample_grid,
     split_train_validation,
     subsample_per_class,
+    subsample_test,
+    subsample_train,
     summarize_dataset,
     validate_raw_data,
 )
+from cifar10_kedro.pipelines.data_ingestion.params import DataIngestionParams
 from tests.conftest import OFFICIAL_CLASS_NAMES
 
 CLASS_NAMES = OFFICIAL_CLASS_NAMES
+
+
+def params(**values) -> DataIngestionParams:
+    """The node parameters, as Kedro instantiates them from the configuration."""
+    return DataIngestionParams.model_validate(values)
+
+
+# The raw fixture's 50 training images split 80/20 with every class on both sides.
+FITS = params(validation_fraction=0.2)
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
@@ -49,7 +62,7 @@ def _close_figures():
 
 
 def test_validate_raw_data_returns_arrays_and_names(raw) -> None:
-    x_train, y_train, x_test, y_test, names = validate_raw_data(raw)
+    x_train, y_train, x_test, y_test, names = validate_raw_data(raw, FITS)
     assert x_train is raw["x_train"]
     assert x_test is raw["x_test"]
     np.testing.assert_array_equal(y_train, raw["y_train"])
@@ -65,7 +78,7 @@ def test_validate_raw_data_wrong_shape(raw, split: str) -> None:
     with pytest.raises(
         ValueError, match=rf"^{split}: images have shape .*\(N, 32, 32, 3\)"
     ):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 def test_validate_raw_data_channel_first_is_rejected(raw) -> None:
@@ -73,7 +86,7 @@ def test_validate_raw_data_channel_first_is_rejected(raw) -> None:
     with pytest.raises(
         ValueError, match=r"^train: images have shape \(50, 3, 32, 32\)"
     ):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -82,7 +95,7 @@ def test_validate_raw_data_wrong_dtype(raw, split: str) -> None:
     with pytest.raises(
         ValueError, match=rf"^{split}: images have dtype float32; expected uint8"
     ):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 @pytest.mark.parametrize(("split", "bad"), [("train", 10), ("test", -1)])
@@ -92,7 +105,7 @@ def test_validate_raw_data_labels_out_of_range(raw, split: str, bad: int) -> Non
     with pytest.raises(
         ValueError, match=rf"^{split}: labels \[{bad}\] are outside 0..9"
     ):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -101,7 +114,7 @@ def test_validate_raw_data_missing_class(raw, split: str) -> None:
     y[y == 7] = 3
     raw[f"y_{split}"] = y
     with pytest.raises(ValueError, match=rf"^{split}: classes \[7\] have no images"):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 def test_validate_raw_data_label_count_mismatch(raw) -> None:
@@ -109,7 +122,7 @@ def test_validate_raw_data_label_count_mismatch(raw) -> None:
     with pytest.raises(
         ValueError, match=r"^test: labels have shape \(19,\); expected \(20,\)"
     ):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 def test_validate_raw_data_float_labels(raw) -> None:
@@ -117,23 +130,23 @@ def test_validate_raw_data_float_labels(raw) -> None:
     with pytest.raises(
         ValueError, match=r"^train: labels have dtype float64; expected integers"
     ):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 def test_validate_raw_data_missing_key(raw) -> None:
     del raw["y_test"]
     with pytest.raises(ValueError, match=r"expected the keys .*'y_test'"):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 def test_validate_raw_data_wrong_class_count(raw) -> None:
     raw["class_names"] = CLASS_NAMES[:9]
     with pytest.raises(ValueError, match="names 9 classes; expected 10"):
-        validate_raw_data(raw)
+        validate_raw_data(raw, FITS)
 
 
 @pytest.mark.parametrize(
-    ("params", "message"),
+    ("values", "message"),
     [
         (
             {"seed": 0, "validation_fraction": 0.1, "train_per_class": None},
@@ -148,21 +161,21 @@ def test_validate_raw_data_wrong_class_count(raw) -> None:
     ],
     ids=["too-few-validation-images", "one-image-per-class-after-subsampling"],
 )
-def test_validate_raw_data_checks_the_coming_split(raw, params, message) -> None:
+def test_validate_raw_data_checks_the_coming_split(raw, values, message) -> None:
     """The first node fails for a split that would lose a class, before any save."""
     with pytest.raises(ValueError, match=message):
-        validate_raw_data(raw, params)
+        validate_raw_data(raw, params(**values))
 
 
 def test_validate_raw_data_checks_the_split_on_the_same_images(raw) -> None:
-    """The check splits exactly as split_train_validation will: a split that keeps
-    every class passes, and the node's outputs do not depend on the parameters."""
-    params = {"seed": 3, "validation_fraction": 0.25, "train_per_class": 4}
-    with_check = validate_raw_data(raw, params)
-    for left, right in zip(with_check, validate_raw_data(raw), strict=True):
+    """The check splits exactly as the next nodes will: a split that keeps every
+    class passes, and the node's outputs do not depend on the parameters."""
+    chosen = params(seed=3, validation_fraction=0.25, train_per_class=4)
+    with_check = validate_raw_data(raw, chosen)
+    for left, right in zip(with_check, validate_raw_data(raw, FITS), strict=True):
         np.testing.assert_array_equal(left, right)
-    x, y = subsample_per_class(with_check[0], with_check[1], 4, seed=3)
-    _, y_train, _, y_val = split_train_validation(x, y, 0.25, seed=3)
+    x, y = subsample_train(with_check[0], with_check[1], chosen)
+    _, y_train, _, y_val = split_train_validation(x, y, chosen)
     assert set(y_train) == set(y_val) == set(range(10))
 
 
@@ -206,11 +219,39 @@ def test_subsample_per_class_none_keeps_everything() -> None:
     assert ys is y
 
 
-@pytest.mark.parametrize("bad", [0, -2, 2.5, "5", True])
-def test_subsample_per_class_bad_value(bad) -> None:
-    y = balanced_labels(3)
-    with pytest.raises(ValueError, match="must be a positive integer or null"):
-        subsample_per_class(images(len(y)), y, bad, seed=0)
+def test_subsample_train_and_test_follow_their_own_parameter() -> None:
+    y = balanced_labels(8)
+    x = images(len(y))
+    chosen = params(seed=5, train_per_class=3, test_per_class=2)
+    xs, ys = subsample_train(x, y, chosen)
+    np.testing.assert_array_equal(np.bincount(ys, minlength=10), [3] * 10)
+    expected = subsample_per_class(x, y, 3, seed=5)
+    np.testing.assert_array_equal(xs, expected[0])
+    np.testing.assert_array_equal(ys, expected[1])
+    _, ys = subsample_test(x, y, chosen)
+    np.testing.assert_array_equal(np.bincount(ys, minlength=10), [2] * 10)
+    # null keeps every image, each split on its own.
+    xs, ys = subsample_test(x, y, params(train_per_class=3))
+    assert xs is x
+    assert ys is y
+
+
+@pytest.mark.parametrize("key", ["train_per_class", "test_per_class"])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (0, "Input should be greater than 0; got 0"),
+        (-2, "Input should be greater than 0; got -2"),
+        (2.5, "Input should be a valid integer; got 2.5"),
+        ("5", "Input should be a valid integer; got '5'"),
+        (True, "Input should be a valid integer; got True"),
+    ],
+)
+def test_subset_sizes_are_checked_by_the_parameters(key, bad, message) -> None:
+    """The nodes trust their typed parameters: a bad size never reaches them."""
+    with pytest.raises(InvalidParametersError) as info:
+        params(**{key: bad})
+    assert str(info.value) == f"  - {key}: {message}"
 
 
 # ----------------------------------------------------------- split_train_validation
@@ -221,7 +262,9 @@ def test_split_train_validation_stratified_disjoint_complete() -> None:
     x = images(len(y))
     # Mark every image with its index so that membership can be traced exactly.
     x[:, 0, 0, 0] = np.arange(len(y))
-    x_train, y_train, x_val, y_val = split_train_validation(x, y, 0.25, seed=3)
+    x_train, y_train, x_val, y_val = split_train_validation(
+        x, y, params(validation_fraction=0.25, seed=3)
+    )
 
     np.testing.assert_array_equal(np.bincount(y_train, minlength=10), [15] * 10)
     np.testing.assert_array_equal(np.bincount(y_val, minlength=10), [5] * 10)
@@ -237,7 +280,9 @@ def test_split_train_validation_stratified_disjoint_complete() -> None:
 def test_split_train_validation_keeps_class_proportions() -> None:
     counts = np.array([40, 20, 20, 20, 20, 20, 20, 20, 20, 60])
     y = np.random.default_rng(0).permutation(np.repeat(np.arange(10), counts))
-    _, y_train, _, y_val = split_train_validation(images(len(y)), y, 0.1, seed=0)
+    _, y_train, _, y_val = split_train_validation(
+        images(len(y)), y, params(validation_fraction=0.1, seed=0)
+    )
     np.testing.assert_array_equal(np.bincount(y_val, minlength=10), counts // 10)
     np.testing.assert_array_equal(
         np.bincount(y_train, minlength=10), counts - counts // 10
@@ -247,19 +292,30 @@ def test_split_train_validation_keeps_class_proportions() -> None:
 def test_split_train_validation_deterministic() -> None:
     y = balanced_labels(10)
     x = images(len(y))
-    a = split_train_validation(x, y, 0.2, seed=1)
-    b = split_train_validation(x, y, 0.2, seed=1)
-    c = split_train_validation(x, y, 0.2, seed=2)
+    a = split_train_validation(x, y, params(validation_fraction=0.2, seed=1))
+    b = split_train_validation(x, y, params(validation_fraction=0.2, seed=1))
+    c = split_train_validation(x, y, params(validation_fraction=0.2, seed=2))
     for left, right in zip(a, b, strict=True):
         np.testing.assert_array_equal(left, right)
     assert not np.array_equal(a[2], c[2])
 
 
-@pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5])
-def test_split_train_validation_fraction_out_of_range(fraction) -> None:
-    y = balanced_labels(10)
-    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
-        split_train_validation(images(len(y)), y, fraction, seed=0)
+@pytest.mark.parametrize(
+    ("fraction", "message"),
+    [
+        (0, "Input should be greater than 0; got 0"),
+        (0.0, "Input should be greater than 0; got 0.0"),
+        (-0.1, "Input should be greater than 0; got -0.1"),
+        (1, "Input should be less than 1; got 1"),
+        (1.0, "Input should be less than 1; got 1.0"),
+        (1.5, "Input should be less than 1; got 1.5"),
+        ("0.2", "Input should be a valid number; got '0.2'"),
+    ],
+)
+def test_validation_fraction_out_of_range_is_refused(fraction, message) -> None:
+    with pytest.raises(InvalidParametersError) as info:
+        params(validation_fraction=fraction)
+    assert str(info.value) == f"  - validation_fraction: {message}"
 
 
 def test_split_train_validation_class_missing_after_split() -> None:
@@ -271,7 +327,9 @@ def test_split_train_validation_class_missing_after_split() -> None:
         match=r"^validation: classes \[2, 3, 4, 5, 7, 8, 9\] have no images; "
         r"every split needs all 10 classes",
     ):
-        split_train_validation(images(len(y)), y, 0.1, seed=0)
+        split_train_validation(
+            images(len(y)), y, params(validation_fraction=0.1, seed=0)
+        )
 
 
 @pytest.mark.parametrize(
@@ -292,7 +350,9 @@ def test_split_train_validation_class_missing_after_split() -> None:
 )
 def test_split_train_validation_too_few_images_raise(y, fraction, message) -> None:
     with pytest.raises(ValueError, match=message):
-        split_train_validation(images(len(y)), y, fraction, seed=0)
+        split_train_validation(
+            images(len(y)), y, params(validation_fraction=fraction, seed=0)
+        )
 
 
 # ---------------------------------------------------------------- summarize_dataset
@@ -323,7 +383,7 @@ def test_summarize_dataset_counts() -> None:
 def test_plot_sample_grid_layout_and_titles() -> None:
     y = balanced_labels(6)
     x = images(len(y))
-    fig = plot_sample_grid(x, y, CLASS_NAMES, per_class=5)
+    fig = plot_sample_grid(x, y, CLASS_NAMES, params(sample_grid_per_class=5))
 
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 50
@@ -339,7 +399,19 @@ def test_plot_sample_grid_layout_and_titles() -> None:
 
 def test_plot_sample_grid_fewer_images_than_rows() -> None:
     y = np.concatenate([np.repeat(np.arange(10), 2), [4, 4, 4]])
-    fig = plot_sample_grid(images(len(y)), y, CLASS_NAMES, per_class=5)
+    fig = plot_sample_grid(
+        images(len(y)), y, CLASS_NAMES, params(sample_grid_per_class=5)
+    )
     grid = np.array(fig.axes).reshape(5, 10)
     assert [len(ax.get_images()) for ax in grid[:, 0]] == [1, 1, 0, 0, 0]
     assert [len(ax.get_images()) for ax in grid[:, 4]] == [1, 1, 1, 1, 1]
+
+
+def test_plot_sample_grid_rows_follow_the_parameter() -> None:
+    y = balanced_labels(4)
+    fig = plot_sample_grid(
+        images(len(y)), y, CLASS_NAMES, params(sample_grid_per_class=3)
+    )
+    assert len(fig.axes) == 30
+    assert all(len(ax.get_images()) == 1 for ax in fig.axes)
+    assert "3 per class" in fig._suptitle.get_text()

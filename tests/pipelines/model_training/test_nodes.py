@@ -1,106 +1,105 @@
-"""Tests for the model_training nodes: building, compiling and a tiny training run."""
+"""Tests for the model_training nodes: describe, build, compile and a tiny training."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from cifar10_kedro.pipelines.model_training import nodes
-from cifar10_kedro.pipelines.model_training.architectures import whitening_weights
+from cifar10_kedro.pipelines.model_training.architectures import (
+    WHITENING_LAYER,
+    dirac_kernel,
+    whitening_weights,
+)
 from cifar10_kedro.pipelines.model_training.nodes import (
-    HISTORY_COLUMNS,
     build_model,
+    compile_model,
+    describe_training,
     resolve_precision,
-    train_model,
+    steps_per_epoch,
+)
+from cifar10_kedro.pipelines.model_training.optimizers import (
+    RecipeSGD,
+    WarmupLinearDecay,
+)
+from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
+from cifar10_kedro.pipelines.model_training.training_state import HISTORY_COLUMNS
+from tests.conftest import project_parameters
+from tests.pipelines.model_training.helpers import (
+    compiled,
+    merged,
+    tiny_data,
+    tiny_params,
+    train,
+    weights_equal,
 )
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
+
+def blank(n: int) -> np.ndarray:
+    """``n`` black images: for building models, not training them."""
+    return np.zeros((n, 32, 32, 3), np.uint8)
 
 
-def load_params(*environments: str) -> dict[str, Any]:
-    """model_training parameters of conf/base with each environment merged over it."""
-    configs = [
-        OmegaConf.load(CONF / env / "parameters_model_training.yml")
-        for env in ("base", *environments)
-    ]
-    # resolve=False: the checkpoint path refers to ${globals:...}, a Kedro resolver.
-    return OmegaConf.to_container(OmegaConf.merge(*configs), resolve=False)[
-        "model_training"
-    ]
-
-
-def tiny_params(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    """The default (fast_cnn) parameters shrunk to train in seconds on a CPU."""
-    params = load_params()
-    params["architectures"]["fast_cnn"] = {
-        "stem_width": 8,
-        "widths": [8, 16],
-        "dropout": 0.1,
-    }
-    params.update(
-        precision="float32",
-        batch_size=50,
-        epochs=2,
-        verbose=0,
-        checkpoint={
-            "filepath": str(tmp_path / "ckpt" / "best.keras"),
-            "monitor": "val_accuracy",
-            "state_dir": str(tmp_path / "ckpt" / "resume"),
-        },
-    )
-    params.update(overrides)
-    return params
-
-
-def tiny_data(seed: int = 0) -> tuple[np.ndarray, ...]:
-    """200 training and 50 validation 32x32 RGB uint8 images, balanced classes.
-
-    Each class has its own mean colour, so that a model can learn something.
-    """
-    rng = np.random.default_rng(seed)
-    palette = rng.integers(40, 216, (10, 3))
-
-    def make(per_class: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.permutation(np.repeat(np.arange(10), per_class))
-        noise = rng.integers(-40, 41, (len(y), 32, 32, 3))
-        x = np.clip(palette[y][:, None, None, :] + noise, 0, 255).astype(np.uint8)
-        return x, y.astype(np.uint8)
-
-    x_train, y_train = make(20)
-    x_val, y_val = make(5)
-    return x_train, y_train, x_val, y_val
-
-
-def blank_data(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` black images and zero labels: for building models, not training them."""
-    return np.zeros((n, 32, 32, 3), np.uint8), np.zeros(n, np.uint8)
-
-
-# ---------------------------------------------------------------------- build_model
+# ------------------------------------------------------------- the notebook model
 
 
 @pytest.fixture(scope="module")
-def notebook_params() -> dict[str, Any]:
-    return load_params("notebook")
+def notebook_params() -> ModelTrainingParams:
+    return ModelTrainingParams.model_validate(
+        project_parameters("notebook")["model_training"]
+    )
 
 
 @pytest.fixture(scope="module")
 def notebook_model(notebook_params) -> keras.Model:
-    return build_model(copy.deepcopy(notebook_params), *blank_data(1000))
+    return compiled(notebook_params, blank(100), np.zeros(45000, np.uint8))
 
 
-def test_notebook_config_is_the_notebook(notebook_params) -> None:
-    assert notebook_params["architecture"] == "notebook_cnn"
-    assert notebook_params["optimizer"]["name"] == "adam"
-    assert notebook_params["loss"] == "sparse_categorical_crossentropy"
-    assert notebook_params["batch_size"] == 32
+def test_notebook_environment_is_the_notebook_configuration(notebook_params) -> None:
+    p = notebook_params
+    assert p.model.architecture == "notebook_cnn"
+    assert p.model.precision == "float32"
+    assert (p.compile.optimizer.name, p.compile.optimizer.learning_rate) == (
+        "adam",
+        0.005,
+    )
+    assert p.compile.lr_schedule.name == "constant"
+    assert p.compile.loss == "sparse_categorical_crossentropy"
+    assert p.compile.label_smoothing == 0.0
+    assert p.compile.metrics == ["sparse_categorical_accuracy"]
+    assert (p.fit.batch_size, p.fit.epochs) == (32, 50)
+    assert p.fit.augmentation.flip == "none"
+    assert p.fit.augmentation.translate == 0
+    layers = p.model.augmentation_layers
+    assert (layers.rotation_degrees, layers.width_shift, layers.height_shift) == (
+        10,
+        0.3,
+        0.3,
+    )
+    assert (p.fit.early_stopping.monitor, p.fit.early_stopping.patience) == (
+        "val_loss",
+        5,
+    )
+    assert p.fit.checkpoint.monitor == "val_loss"
+
+
+def test_compare_pipelines_notebook_variant_is_the_same_configuration(
+    notebook_params,
+) -> None:
+    """`--env notebook` and the compare pipeline's notebook variant train alike (the
+    checkpoint folder aside, which is the environment's)."""
+    variant = ModelTrainingParams.model_validate(
+        project_parameters()["notebook"]["model_training"]
+    )
+    assert variant.model == notebook_params.model
+    assert variant.compile == notebook_params.compile
+    assert variant.fit.model_copy(update={"checkpoint": None}) == (
+        notebook_params.fit.model_copy(update={"checkpoint": None})
+    )
 
 
 def test_notebook_model_parameter_count(notebook_model) -> None:
@@ -115,13 +114,12 @@ def test_notebook_model_optimizer_and_loss(notebook_model) -> None:
 
 
 def test_notebook_model_layer_sequence(notebook_model) -> None:
-    layers = notebook_model.layers
     assert notebook_model.inputs[0].dtype == "uint8"
     assert notebook_model.inputs[0].shape == (None, 32, 32, 3)
-    assert layers[0].name == "to_float"
-    assert layers[1].name == "augmentation"
-    core = layers[2:]
-    assert [type(layer).__name__ for layer in core] == [
+    kinds = [type(layer).__name__ for layer in notebook_model.layers]
+    assert kinds == [
+        "Rescaling",  # uint8 -> float
+        "Sequential",  # augmentation
         "BatchNormalization",
         "Conv2D",
         "BatchNormalization",
@@ -131,359 +129,486 @@ def test_notebook_model_layer_sequence(notebook_model) -> None:
         "Dense",
         "Dropout",
         "Dense",
-        "Activation",
+        "Activation",  # softmax
     ]
-    conv, dense, dropout, head = core[1], core[6], core[7], core[8]
-    assert conv.filters == 32
-    assert tuple(conv.kernel_size) == (3, 3)
-    assert tuple(conv.strides) == (1, 1)
-    assert conv.padding == "valid"
-    assert core[3].get_config()["activation"] == "relu"
-    assert tuple(core[4].pool_size) == (2, 2)
-    assert dense.units == 1024
-    assert dense.get_config()["activation"] == "relu"
-    assert dropout.rate == 0.5
-    assert head.units == 10
-    assert head.get_config()["activation"] == "linear"
-    assert core[9].name == "softmax"
-    assert core[9].get_config()["activation"] == "softmax"
-    assert core[9].dtype_policy.compute_dtype == "float32"
+    conv = notebook_model.layers[3]
+    assert (conv.filters, conv.kernel_size, conv.strides) == (32, (3, 3), (1, 1))
+    assert notebook_model.layers[8].units == 1024
+    assert notebook_model.layers[9].rate == 0.5
 
 
 def test_notebook_model_augmentation(notebook_model) -> None:
-    augmentation = notebook_model.get_layer("augmentation").layers
-    assert [type(layer).__name__ for layer in augmentation] == [
-        "RandomRotation",
-        "RandomTranslation",
-    ]
-    rotation, translation = augmentation
+    rotation, translation = notebook_model.get_layer("augmentation").layers
+    assert isinstance(rotation, keras.layers.RandomRotation)
     assert rotation.factor == pytest.approx((-10 / 360, 10 / 360))
-    assert rotation.fill_mode == "nearest"
-    config = translation.get_config()
-    assert config["height_factor"] == pytest.approx(0.3)
-    assert config["width_factor"] == pytest.approx(0.3)
-    assert config["interpolation"] == "bilinear"
-    assert config["fill_mode"] == "nearest"
-
-
-def test_notebook_model_outputs_probabilities(notebook_model) -> None:
-    x, *_ = tiny_data()
-    probabilities = np.asarray(notebook_model.predict(x[:4], verbose=0))
-    assert probabilities.shape == (4, 10)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-
-
-def test_fast_cnn_default_builds_and_predicts_probabilities() -> None:
-    params = load_params()
-    assert params["architecture"] == "fast_cnn"
-    model = build_model(params, *blank_data(45000))
-
-    assert model.name == "fast_cnn"
-    assert type(model.optimizer) is keras.optimizers.SGD
-    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
-    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
-    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert [c.filters for c in convs] == [24, 64, 64, 128, 128, 256, 256]
-    assert convs[0].name == "whitening" and not convs[0].trainable
-    x, *_ = tiny_data()
-    probabilities = np.asarray(model.predict(x[:6], verbose=0))
-    assert probabilities.shape == (6, 10)
-    assert probabilities.dtype == np.float32
-    assert (probabilities >= 0).all()
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-
-
-def test_build_model_is_seeded() -> None:
-    params = tiny_params(Path("unused"))
-    a = build_model(copy.deepcopy(params), *blank_data(200))
-    b = build_model(copy.deepcopy(params), *blank_data(200))
-    c = build_model({**copy.deepcopy(params), "seed": 43}, *blank_data(200))
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        np.testing.assert_array_equal(wa, wb)
-    assert not all(
-        np.array_equal(wa, wc)
-        for wa, wc in zip(a.get_weights(), c.get_weights(), strict=True)
-    )
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        (
-            "architecture",
-            "resnet",
-            r"architecture is 'resnet'; expected one of \['fast_cnn', 'notebook_cnn'\]",
-        ),
-        (
-            "optimizer",
-            {"name": "rmsprop", "learning_rate": 0.1},
-            r"optimizer.name is 'rmsprop'; expected one of \['adam', 'adamw', 'sgd'\]",
-        ),
-        (
-            "loss",
-            "hinge",
-            r"loss is 'hinge'; expected one of "
-            r"\['sparse_categorical_crossentropy', 'categorical_crossentropy'\]",
-        ),
-        (
-            "lr_schedule",
-            {"name": "step"},
-            r"lr_schedule.name is 'step'; expected 'constant' or 'warmup_cosine'",
-        ),
-    ],
-    ids=["architecture", "optimizer", "loss", "lr_schedule"],
-)
-def test_build_model_rejects_unknown_choices(
-    tmp_path: Path, key: str, value: Any, message: str
-) -> None:
-    params = tiny_params(tmp_path, **{key: value})
-    with pytest.raises(ValueError, match=message):
-        build_model(params, *blank_data(200))
-
-
-def test_augmentation_only_in_training(tmp_path: Path) -> None:
-    model = build_model(tiny_params(tmp_path), *blank_data(200))
-    augmentation = model.get_layer("augmentation")
-    assert [type(layer).__name__ for layer in augmentation.layers] == [
-        "RandomFlip",
-        "RandomTranslation",
-    ]
-    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
-
-    inference = keras.ops.convert_to_numpy(augmentation(x, training=False))
-    training = keras.ops.convert_to_numpy(augmentation(x, training=True))
-
-    np.testing.assert_array_equal(inference, x)
-    assert training.shape == x.shape
-    changed = [not np.array_equal(training[i], x[i]) for i in range(len(x))]
-    assert sum(changed) >= 6
+    assert isinstance(translation, keras.layers.RandomTranslation)
+    assert translation.height_factor == pytest.approx(0.3)
+    assert translation.width_factor == pytest.approx(0.3)
+    assert translation.fill_mode == "nearest"
+    assert translation.interpolation == "bilinear"
 
 
 def test_notebook_augmentation_only_in_training(notebook_model) -> None:
-    augmentation = notebook_model.get_layer("augmentation")
-    x = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3)).astype("float32")
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(augmentation(x, training=False)), x
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    augment = notebook_model.get_layer("augmentation")
+    as_float = x.astype("float32")
+    assert np.array_equal(
+        keras.ops.convert_to_numpy(augment(as_float, training=False)), as_float
     )
-    training = keras.ops.convert_to_numpy(augmentation(x, training=True))
-    assert sum(not np.array_equal(training[i], x[i]) for i in range(len(x))) >= 6
+    assert not np.array_equal(
+        keras.ops.convert_to_numpy(augment(as_float, training=True)), as_float
+    )
 
 
-OFF = {
-    "rotation_degrees": 0,
-    "width_shift": 0,
-    "height_shift": 0,
-    "horizontal_flip": False,
-    "vertical_flip": False,
-}
+# ----------------------------------------------------------------- the fast_cnn
+
+
+@pytest.fixture(scope="module")
+def default_params() -> ModelTrainingParams:
+    return ModelTrainingParams.model_validate(project_parameters()["model_training"])
+
+
+@pytest.fixture(scope="module")
+def default_model(default_params) -> keras.Model:
+    x = np.random.default_rng(0).integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    return compiled(default_params, x, np.zeros(45000, np.uint8))
+
+
+def test_default_model_is_the_recipe(default_model) -> None:
+    # airbench94's network: 64/256/256 after a 24-channel whitening stem, 1.97 M
+    # parameters (theirs counts the BN biases and a 10-way head alike).
+    assert default_model.count_params() == 1_973_944
+    assert "augmentation" not in {layer.name for layer in default_model.layers}
+    norms = [
+        layer
+        for layer in default_model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) == 6
+    assert all(n.momentum == 0.6 and n.epsilon == 1e-12 and not n.scale for n in norms)
+    activations = {
+        layer.get_config()["activation"]
+        for layer in default_model.layers
+        if isinstance(layer, keras.layers.Activation)
+    }
+    assert activations == {"gelu", "softmax"}
+    assert default_model.get_layer("head_scale").scale == pytest.approx(1 / 9)
+    assert isinstance(default_model.optimizer, RecipeSGD)
+
+
+def test_default_model_predicts_probabilities(default_model) -> None:
+    x = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    probabilities = keras.ops.convert_to_numpy(default_model(x, training=False))
+    assert probabilities.shape == (5, 10)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_dirac_initialisation(default_model) -> None:
+    convs = [
+        layer
+        for layer in default_model.layers
+        if isinstance(layer, keras.layers.Conv2D) and layer.name != WHITENING_LAYER
+    ]
+    assert len(convs) == 6
+    for conv in convs:
+        kernel = keras.ops.convert_to_numpy(conv.kernel)
+        count = min(kernel.shape[2], kernel.shape[3])
+        identity = np.zeros((3, 3, kernel.shape[2], count), np.float32)
+        identity[1, 1, np.arange(count), np.arange(count)] = 1.0
+        np.testing.assert_array_equal(kernel[..., :count], identity)
+        assert np.any(kernel[..., count:]) or count == kernel.shape[3]
+
+
+def test_dirac_kernel_passes_the_input_through() -> None:
+    x = np.random.default_rng(0).normal(size=(1, 6, 6, 4)).astype("float32")
+    kernel = dirac_kernel(np.ones((3, 3, 4, 6), np.float32))
+    y = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, padding="same"))
+    np.testing.assert_allclose(y[..., :4], x, rtol=1e-6)
+    np.testing.assert_array_equal(kernel[..., 4:], 1.0)  # the others untouched
+
+
+def test_build_model_is_seeded(tmp_path) -> None:
+    params = tiny_params(tmp_path)
+    x = tiny_data()[0]
+    a = build_model(params.model, 7, x)
+    b = build_model(params.model, 7, x)
+    c = build_model(params.model, 8, x)
+    assert weights_equal(a, b)
+    assert not weights_equal(a, c)
+
+
+def test_whitening_weights_decorrelate_patches() -> None:
+    x = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    x[..., 1] = x[..., 0] // 2 + x[..., 1] // 2  # correlated channels
+    kernel, bias = whitening_weights(x)
+    assert kernel.shape == (2, 2, 3, 24)
+    patches = (
+        np.lib.stride_tricks.sliding_window_view(x / 255.0, (2, 2), axis=(1, 2))
+        .transpose(0, 1, 2, 4, 5, 3)
+        .reshape(-1, 12)
+    )
+    features = patches @ kernel.reshape(12, 24)[:, :12] + bias[:12]
+    np.testing.assert_allclose(features.mean(axis=0), 0, atol=1e-6)
+    covariance = np.cov(features, rowvar=False)
+    # Unit variance up to the eps that keeps tiny eigenvalues from exploding.
+    np.testing.assert_allclose(covariance - np.diag(np.diag(covariance)), 0, atol=1e-6)
+    assert np.all((np.diag(covariance) > 0.9) & (np.diag(covariance) <= 1.0))
+
+
+def test_whitening_kernel_never_trains_and_its_bias_stops_after_its_epochs(
+    tmp_path,
+) -> None:
+    params = tiny_params(
+        tmp_path,
+        compile={"optimizer": {"whitening_bias_epochs": 1, "lookahead": None}},
+        fit={"epochs": 3},
+    )
+    x_train, y_train, x_val, y_val = tiny_data()
+    model = compiled(params, x_train, y_train)
+    layer = model.get_layer(WHITENING_LAYER)
+    kernel0 = keras.ops.convert_to_numpy(layer.kernel).copy()
+    biases = [keras.ops.convert_to_numpy(layer.bias).copy()]
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            biases.append(keras.ops.convert_to_numpy(layer.bias).copy())
+
+    labels = keras.utils.to_categorical(y_train, 10)
+    model.fit(x_train, labels, batch_size=50, epochs=3, verbose=0, callbacks=[Record()])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), kernel0)
+    first = np.abs(biases[1] - biases[0]).max()
+    assert first > 0  # it trains in epoch 1
+    # Then it stays (the lookahead, off here, would not move it either).
+    np.testing.assert_array_equal(biases[2], biases[1])
+    np.testing.assert_array_equal(biases[3], biases[1])
+
+
+def test_whitening_stem_is_set_from_a_seeded_sample_of_the_training_images(
+    tmp_path,
+) -> None:
+    params = tiny_params(tmp_path)
+    x = tiny_data()[0]
+    model = build_model(params.model, params.seed, x)
+    sample = np.random.default_rng(params.seed).choice(len(x), 100, replace=False)
+    kernel, bias = whitening_weights(x[np.sort(sample)])
+    layer = model.get_layer(WHITENING_LAYER)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.kernel), kernel)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.bias), bias)
+    assert not layer.kernel.trainable
+
+
+# ------------------------------------------------------------------- precision
 
 
 @pytest.mark.parametrize(
-    "augmentation", [None, {}, OFF], ids=["null", "empty", "all-off"]
-)
-def test_no_augmentation_is_identity(tmp_path: Path, augmentation) -> None:
-    model = build_model(
-        tiny_params(tmp_path, augmentation=augmentation), *blank_data(200)
-    )
-    block = model.get_layer("augmentation")
-    assert [type(layer).__name__ for layer in block.layers] == ["Identity"]
-    x = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3)).astype("float32")
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(block(x, training=True)), x
-    )
-    assert model.predict(x.astype(np.uint8), verbose=0).shape == (4, 10)
-
-
-@pytest.mark.parametrize(
-    ("cpuinfo", "expected"),
+    ("gpu", "cpuinfo", "expected"),
     [
-        ("flags : fpu avx2 avx512f avx512_bf16", "mixed_bfloat16"),
-        ("flags : fpu amx_bf16 amx_tile", "mixed_bfloat16"),
-        ("flags : fpu avx2 fma", "float32"),
+        (True, "flags: avx2", "mixed_bfloat16"),
+        (False, "flags: avx2 avx512_bf16", "mixed_bfloat16"),
+        (False, "flags: avx2 amx_bf16", "mixed_bfloat16"),
+        (False, "flags: avx2 fma", "float32"),
     ],
 )
-def test_resolve_precision_auto(monkeypatch, cpuinfo: str, expected: str) -> None:
-    class FakePath:
-        def __init__(self, *args: object) -> None:
-            pass
-
-        def read_text(self) -> str:
-            return cpuinfo
-
-    monkeypatch.setattr(nodes, "Path", FakePath)
+def test_resolve_precision_auto(monkeypatch, tmp_path, gpu, cpuinfo, expected) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text(cpuinfo)
+    monkeypatch.setattr(nodes, "has_gpu", lambda: gpu)
+    real_path = nodes.Path
+    monkeypatch.setattr(
+        nodes, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p)
+    )
     assert resolve_precision("auto") == expected
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
-def test_resolve_precision_explicit(precision: str) -> None:
+def test_resolve_precision_explicit(precision) -> None:
     assert resolve_precision(precision) == precision
 
 
-# ---------------------------------------------------------------------- train_model
+def test_has_gpu_asks_the_backend_in_use(monkeypatch) -> None:
+    """Under TensorFlow, GPUs are TensorFlow's physical devices (the CPU machine of
+    the tests has none)."""
+    import tensorflow as tf  # noqa: PLC0415 - the backend of these tests
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: ["gpu:0"])
+    assert nodes.has_gpu()
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    assert not nodes.has_gpu()
 
 
-def run_training(
-    params: dict[str, Any],
-) -> tuple[keras.Model, keras.Model, pd.DataFrame]:
-    x_train, y_train, x_val, y_val = tiny_data()
-    model = build_model(copy.deepcopy(params), x_train, y_train)
-    best, history = train_model(
-        model, x_train, y_train, x_val, y_val, copy.deepcopy(params)
+def test_mixed_float16_gets_loss_scaling(tmp_path) -> None:
+    params = tiny_params(tmp_path, model={"precision": "mixed_float16"})
+    x_train, y_train, *_ = tiny_data()
+    model = compiled(params, x_train, y_train)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(model.optimizer.inner_optimizer, RecipeSGD)
+
+
+# --------------------------------------------------------------------- compile
+
+
+def test_plain_keras_optimizer_without_recipe_ingredients(tmp_path) -> None:
+    params = tiny_params(
+        tmp_path,
+        model={"fast_cnn": {"stem": "conv"}},
+        compile={
+            "optimizer": {
+                "lookahead": None,
+                "batchnorm_bias_lr_scale": 1.0,
+                "whitening_bias_epochs": 0,
+            }
+        },
     )
-    return model, best, history
+    x_train, y_train, *_ = tiny_data()
+    assert type(compiled(params, x_train, y_train).optimizer) is keras.optimizers.SGD
+
+
+def test_warmup_linear_schedule() -> None:
+    schedule = WarmupLinearDecay(
+        peak=1.0, initial=0.2, final=0.07, warmup_steps=10, total_steps=50
+    )
+    rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50, 60)]
+    np.testing.assert_allclose(rates, [0.2, 0.6, 1.0, 0.535, 0.07, 0.07], rtol=1e-6)
+
+
+def test_compile_spans_the_schedule_over_the_run(tmp_path) -> None:
+    params = tiny_params(tmp_path, fit={"epochs": 4, "drop_remainder": True})
+    x_train, y_train, *_ = tiny_data()  # 200 images, batches of 50: 4 steps an epoch
+    model = compiled(params, x_train, y_train)
+    schedule = model.optimizer._learning_rate  # noqa: SLF001 - the schedule object
+    assert isinstance(schedule, WarmupLinearDecay)
+    assert schedule.total_steps == 16
+    assert schedule.warmup_steps == round(2.3 * 4)
+    assert steps_per_epoch(201, params.fit) == 4
+    assert (
+        steps_per_epoch(201, params.fit.model_copy(update={"drop_remainder": False}))
+        == 5
+    )
+
+
+# ---------------------------------------------------------- describe_training
+
+
+def test_describe_training_fingerprints_what_changes_the_result(tmp_path) -> None:
+    params = tiny_params(tmp_path)
+    data = tiny_data()
+
+    def fingerprint(p: ModelTrainingParams, arrays=data) -> str:
+        return describe_training(p.model, p.compile, p.fit, p.seed, *arrays)[
+            "fingerprint"
+        ]
+
+    base = fingerprint(params)
+    assert fingerprint(params) == base
+    same = [
+        params.model_copy(
+            update={
+                "fit": params.fit.model_copy(update={"verbose": 2, "resume": False})
+            }
+        ),
+        tiny_params(tmp_path / "elsewhere"),  # another checkpoint folder
+    ]
+    assert all(fingerprint(p) == base for p in same)
+    other = [
+        params.model_copy(update={"seed": 1}),
+        params.model_copy(update={"fit": params.fit.model_copy(update={"epochs": 3})}),
+        tiny_params(tmp_path, compile={"optimizer": {"learning_rate": 0.1}}),
+        tiny_params(tmp_path, fit={"checkpoint": {"monitor": "val_loss"}}),
+    ]
+    assert len({base, *map(fingerprint, other)}) == len(other) + 1
+    changed = list(data)
+    changed[0] = changed[0].copy()
+    changed[0][0, 0, 0, 0] ^= 1
+    assert fingerprint(params, changed) != base
+
+
+def test_describe_training_covers_versions_and_backend(tmp_path, monkeypatch) -> None:
+    params = tiny_params(tmp_path)
+    data = tiny_data()
+    config = describe_training(
+        params.model, params.compile, params.fit, params.seed, *data
+    )
+    assert config["versions"]["keras"] == keras.__version__
+    assert config["versions"]["backend"] == keras.backend.backend()
+    monkeypatch.setattr(keras, "__version__", "0.0.0")
+    again = describe_training(
+        params.model, params.compile, params.fit, params.seed, *data
+    )
+    assert again["fingerprint"] != config["fingerprint"]
+
+
+# ------------------------------------------------------------------- training
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, Any]:
-    """One tiny 2-epoch run of the default recipe (one-hot labels, warm-up + cosine)."""
-    tmp_path = tmp_path_factory.mktemp("training")
-    params = tiny_params(tmp_path)
-    checkpoint = Path(params["checkpoint"]["filepath"])
-    checkpoint.parent.mkdir(parents=True)
-    checkpoint.write_bytes(b"stale checkpoint from an earlier run")
-    model, best, history = run_training(params)
-    return {
-        "params": params,
-        "model": model,
-        "best": best,
-        "history": history,
-        "checkpoint": checkpoint,
-    }
+def trained(tmp_path_factory) -> dict:
+    tmp_path = tmp_path_factory.mktemp("trained")
+    params = tiny_params(tmp_path, fit={"epochs": 3})
+    model, history = train(params)
+    return {"params": params, "model": model, "history": history, "tmp": tmp_path}
 
 
 def test_train_model_history_table(trained) -> None:
     history = trained["history"]
     assert list(history.columns) == HISTORY_COLUMNS
-    assert len(history) == 2
-    assert history["epoch"].tolist() == [1, 2]
-    for column in ("loss", "val_loss"):
-        assert np.isfinite(history[column]).all()
-        assert (history[column] > 0).all()
-    for column in ("accuracy", "val_accuracy"):
-        assert history[column].between(0, 1).all()
-    assert (history["seconds"] > 0).all()
-    # Warm-up over the first epoch to the peak 0.2, then cosine decay to 0 at the end.
-    np.testing.assert_allclose(history["learning_rate"], [0.2, 0.0], atol=1e-6)
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert history[["loss", "val_loss", "seconds", "learning_rate"]].gt(0).all().all()
+    assert history[["accuracy", "val_accuracy"]].stack().between(0, 1).all()
+    assert history["best"].sum() == 1
 
 
-def test_train_model_writes_checkpoint_and_returns_best(trained) -> None:
-    checkpoint = trained["checkpoint"]
-    assert checkpoint.is_file()
-    assert checkpoint.stat().st_size > 10_000  # the stale file was replaced
-    _, _, x_val, y_val = tiny_data()
-    best = trained["best"]
-    probabilities = np.asarray(best.predict(x_val, verbose=0))
-    assert probabilities.shape == (50, 10)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    # The returned model is the checkpoint: the epoch with the best validation accuracy.
-    accuracy = float(np.mean(probabilities.argmax(axis=1) == y_val))
-    assert accuracy == pytest.approx(trained["history"]["val_accuracy"].max())
-    reloaded = keras.saving.load_model(checkpoint)
-    np.testing.assert_allclose(
-        reloaded.predict(x_val, verbose=0), probabilities, rtol=1e-6
+def test_train_model_returns_the_best_epochs_model(trained, tmp_path) -> None:
+    """The model returned is the one of the epoch the history marks best."""
+    history = trained["history"]
+    best = history.loc[history["best"], "epoch"].item()
+    assert best == history.loc[history["val_accuracy"].idxmax(), "epoch"]
+    x_train, y_train, x_val, y_val = tiny_data()
+    probabilities = keras.ops.convert_to_numpy(trained["model"](x_val, training=False))
+    accuracy = np.mean(probabilities.argmax(axis=1) == y_val)
+    assert accuracy == pytest.approx(
+        history.loc[history["best"], "val_accuracy"].item()
     )
+    # A finished training leaves its checkpoint for the hook to delete once saved.
+    folders = list((trained["tmp"] / "checkpoints").iterdir())
+    assert len(folders) == 1
 
 
-def test_train_model_is_deterministic(trained, tmp_path: Path) -> None:
-    params = copy.deepcopy(trained["params"])
-    params["checkpoint"]["filepath"] = str(tmp_path / "again.keras")
-    params["checkpoint"]["state_dir"] = str(tmp_path / "again")
-    _, best, history = run_training(params)
-
+def test_train_model_is_deterministic(trained, tmp_path) -> None:
+    params = trained["params"].model_copy(
+        update={
+            "fit": trained["params"].fit.model_copy(
+                update={
+                    "checkpoint": trained["params"].fit.checkpoint.model_copy(
+                        update={"state_dir": str(tmp_path / "again")}
+                    )
+                }
+            )
+        }
+    )
+    model, history = train(params)
     columns = [c for c in HISTORY_COLUMNS if c != "seconds"]
-    pd.testing.assert_frame_equal(
-        history[columns], trained["history"][columns], check_exact=True
-    )
-    for a, b in zip(best.get_weights(), trained["best"].get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(history[columns], trained["history"][columns])
+    assert weights_equal(model, trained["model"])
 
 
-def test_train_model_sparse_labels_constant_rate(tmp_path: Path) -> None:
-    """The notebook's loss, metric and optimizer on the tiny fast_cnn, no augmentation."""
+def test_train_model_sparse_labels_constant_rate(tmp_path) -> None:
     params = tiny_params(
         tmp_path,
-        augmentation=None,
-        loss="sparse_categorical_crossentropy",
-        metrics=["sparse_categorical_accuracy"],
-        optimizer={"name": "adam", "learning_rate": 0.005, "adam": {}},
-        lr_schedule={"name": "constant"},
-        early_stopping={"monitor": "val_loss", "patience": 5},
-        checkpoint={
-            "filepath": str(tmp_path / "best.keras"),
-            "monitor": "val_loss",
-            "state_dir": str(tmp_path / "resume"),
+        compile={
+            "optimizer": {
+                "name": "adam",
+                "learning_rate": 0.001,
+                "batchnorm_bias_lr_scale": 1.0,
+            },
+            "lr_schedule": {"name": "constant"},
+            "loss": "sparse_categorical_crossentropy",
+            "label_smoothing": 0.0,
+            "metrics": ["sparse_categorical_accuracy"],
         },
     )
-    _, best, history = run_training(params)
-
-    assert list(history.columns) == HISTORY_COLUMNS
-    assert len(history) == 2
-    np.testing.assert_allclose(history["learning_rate"], [0.005, 0.005], rtol=1e-6)
-    assert history["accuracy"].between(0, 1).all()
-    assert (tmp_path / "best.keras").is_file()
-    _, _, x_val, y_val = tiny_data()
-    probabilities = np.asarray(best.predict(x_val, verbose=0))
-    assert probabilities.shape == (50, 10)
-    # Checkpoint on val_loss: the returned model has the lowest validation loss.
-    loss = -np.mean(np.log(probabilities[np.arange(len(y_val)), y_val]))
-    assert loss == pytest.approx(history["val_loss"].min(), rel=1e-4)
+    model, history = train(params)
+    assert history["learning_rate"].tolist() == pytest.approx([0.001, 0.001])
+    assert isinstance(model, keras.Model)
 
 
-def test_progress_bar_counts_the_epochs_of_the_whole_run(capsys) -> None:
-    from cifar10_kedro.pipelines.model_training.callbacks import RunProgress  # noqa: PLC0415
-
-    progress = RunProgress(epochs=26)
-    progress.set_params({"verbose": 1, "epochs": 5, "steps": 3})
-    progress.on_epoch_begin(4)
-    assert "Epoch 5/26" in capsys.readouterr().out
+def test_train_model_logs_where_checkpoints_go(tmp_path, caplog) -> None:
+    params = tiny_params(tmp_path, fit={"epochs": 1})
+    with caplog.at_level("INFO"):
+        train(params)
+    assert f"go to {tmp_path / 'checkpoints'}" in caplog.text
 
 
-def test_fit_inputs_yields_every_sample_once_in_order() -> None:
-    x = np.arange(10 * 32 * 32 * 3, dtype=np.uint8).reshape(10, 32, 32, 3)
-    y = np.arange(10)
-    data = nodes.fit_inputs(x, y, batch_size=4)
-    if "y" in data:  # arrays: Keras batches them itself
-        batches = [(data["x"][i : i + 4], data["y"][i : i + 4]) for i in (0, 4, 8)]
-    else:
-        batches = [tuple(map(np.asarray, b)) for b in data["x"]]
-        options = data["x"].options()
-        assert options.autotune.enabled is False  # see fit_inputs: avoids ~25 s stalls
-    assert [len(b[1]) for b in batches] == [4, 4, 2]
-    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
-    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+def test_lookahead_leaves_the_averaged_weights_at_every_epoch_end(tmp_path) -> None:
+    """With lookahead, the weights after an epoch equal the optimizer's slow copies."""
+    params = tiny_params(tmp_path, fit={"epochs": 1})
+    x_train, y_train, *_ = tiny_data()
+    model = compiled(params, x_train, y_train)
+    labels = keras.utils.to_categorical(y_train, 10)
+    # 4 steps: not a multiple of lookahead's 5, but the end of an epoch.
+    model.fit(x_train, labels, batch_size=50, epochs=1, verbose=0)
+    optimizer = model.optimizer
+    for slow, variable in zip(
+        optimizer._slow,
+        optimizer._trainable_variables,
+        strict=True,  # noqa: SLF001
+    ):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(slow), keras.ops.convert_to_numpy(variable)
+        )
 
 
-def test_whitening_weights_decorrelate_patches() -> None:
-    rng = np.random.default_rng(0)
-    # Smooth, correlated images: neighbouring pixels and channels move together.
-    base = rng.normal(128, 40, (300, 33, 33, 1))
-    smooth = (base[:, 1:, 1:] + base[:, :-1, :-1]) / 2 + rng.normal(
-        0, 8, (300, 32, 32, 3)
+def test_batchnorm_bias_learns_faster_by_its_scale() -> None:
+    """One SGD step: a BatchNorm bias moves 64 times as far as another variable with
+    the same gradient, and decays at the same rate."""
+    optimizer = RecipeSGD(
+        learning_rate=0.1, weight_decay=0.5, batchnorm_bias_lr_scale=64.0
     )
-    images = np.clip(smooth, 0, 255).astype(np.uint8)
-    kernel, bias = whitening_weights(images, eps=1e-9)
-    assert kernel.shape == (2, 2, 3, 24) and bias.shape == (24,)
-    np.testing.assert_allclose(kernel[..., 12:], -kernel[..., :12])
-    patches = np.lib.stride_tricks.sliding_window_view(
-        images / 255.0, (2, 2), axis=(1, 2)
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 2))
+    other = keras.Variable([1.0, 1.0], name="kernel")
+    beta = layer.beta
+    beta.assign([1.0, 1.0])
+    optimizer.apply([np.ones(2, "float32")] * 2, [beta, other])
+    moved_other = 1.0 - keras.ops.convert_to_numpy(other)
+    moved_beta = 1.0 - keras.ops.convert_to_numpy(beta)
+    decay = 0.1 * 0.5  # lr * weight decay, on the value 1
+    np.testing.assert_allclose(moved_other, decay + 0.1, rtol=1e-6)
+    np.testing.assert_allclose(moved_beta, decay + 64 * 0.1, rtol=1e-6)
+
+
+def test_params_defaults_switch_every_ingredient_off(tmp_path) -> None:
+    """A key left out falls back to plain Keras: the schema holds every default."""
+    base = project_parameters()["model_training"]
+    bare = merged(
+        {k: v for k, v in base.items() if k != "model"},
+        {"model": {"architecture": "fast_cnn"}},
     )
-    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)
-    features = patches @ kernel.reshape(12, 24)[:, :12] + bias[:12]
-    np.testing.assert_allclose(features.mean(axis=0), 0, atol=1e-3)
-    np.testing.assert_allclose(np.cov(features, rowvar=False), np.eye(12), atol=1e-2)
+    bare["compile"] = {
+        "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        "loss": "categorical_crossentropy",
+    }
+    params = ModelTrainingParams.model_validate(bare)
+    fast = params.model.fast_cnn
+    assert (fast.stem, fast.activation, fast.init, fast.head_scale) == (
+        "conv",
+        "relu",
+        "default",
+        1.0,
+    )
+    assert params.compile.optimizer.lookahead is None
+    assert params.compile.optimizer.batchnorm_bias_lr_scale == 1.0
+    x_train, y_train, *_ = tiny_data()
+    model = compiled(
+        params.model_copy(
+            update={"model": params.model.model_copy(update={"precision": "float32"})}
+        ),
+        x_train,
+        y_train,
+    )
+    assert type(model.optimizer) is keras.optimizers.SGD
+    assert not isinstance(model.optimizer, RecipeSGD)
+    del tmp_path  # unused: nothing is trained
 
 
-def test_whitening_stem_is_set_from_training_images_and_never_trained(
-    tmp_path: Path,
-) -> None:
-    params = tiny_params(tmp_path, epochs=1)
-    params["architectures"]["fast_cnn"].update(stem="whitening", whitening_images=500)
-    x_train, y_train, x_val, y_val = tiny_data()
-    model = build_model(copy.deepcopy(params), x_train, y_train)
-    layer = model.get_layer("whitening")
-    assert not layer.trainable
-    kernel, bias = whitening_weights(x_train)  # 200 of 500: all of them are used
-    np.testing.assert_allclose(layer.get_weights()[0], kernel, rtol=1e-6)
-    np.testing.assert_allclose(layer.get_weights()[1], bias, rtol=1e-6)
-    best, _ = train_model(model, x_train, y_train, x_val, y_val, params)
-    np.testing.assert_allclose(best.get_layer("whitening").get_weights()[0], kernel)
+def test_compile_model_accepts_every_optimizer(tmp_path) -> None:
+    x_train, y_train, *_ = tiny_data()
+    for name in ("sgd", "adam", "adamw"):
+        params = tiny_params(
+            tmp_path,
+            compile={"optimizer": {"name": name, "batchnorm_bias_lr_scale": 1.0}},
+        )
+        model = compile_model(
+            build_model(params.model, 0, x_train), params.compile, params.fit, y_train
+        )
+        assert type(model.optimizer).__name__.lower().endswith(name)
+
+
+def test_training_path_of_the_notebook(tmp_path) -> None:
+    """The notebook's configuration trains through the same nodes (a tiny run)."""
+    params = tiny_params(tmp_path, env="notebook", fit={"epochs": 1, "batch_size": 50})
+    model, history = train(params)
+    assert list(history["epoch"]) == [1]
+    assert Path(tmp_path / "checkpoints").is_dir()
+    assert model.count_params() == 7_385_110

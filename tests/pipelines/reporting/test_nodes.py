@@ -10,16 +10,26 @@ import pytest
 from matplotlib.figure import Figure
 
 from cifar10_kedro.pipelines.reporting.nodes import (
+    calibration,
     evaluate_predictions,
+    evaluate_validation,
     plot_confident_mistakes,
     plot_confusion_matrix,
+    plot_reliability_diagram,
     plot_training_curves,
     predict_test,
+    tta_candidates,
     tta_views,
 )
+from cifar10_kedro.pipelines.reporting.params import ReportingParams, TTAParams
 from tests.conftest import OFFICIAL_CLASS_NAMES
 
 CLASS_NAMES = OFFICIAL_CLASS_NAMES
+
+
+def params(**values) -> ReportingParams:
+    """The node parameters, as Kedro instantiates them from the configuration."""
+    return ReportingParams.model_validate(values)
 
 
 @pytest.fixture(autouse=True)
@@ -51,12 +61,46 @@ def softmax_of(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(x, training=False))
 
 
+# ------------------------------------------------------------------- tta views
+
+
+def test_tta_views_flip_and_diagonal_shifts() -> None:
+    views = tta_views(TTAParams(flip=True, translate=2))
+    assert len(views) == 10
+    assert views[(0, 0, False)] == views[(0, 0, True)] == 1.0
+    shifted = {(dy, dx) for (dy, dx, _), w in views.items() if w == 0.5}  # noqa: PLR2004
+    assert shifted == {(-2, -2), (-2, 2), (2, -2), (2, 2)}
+    assert {m for (dy, dx, m) in views if (dy, dx) == (2, -2)} == {False, True}
+    assert tta_views(TTAParams(translate=1, flip=False)) == {
+        (0, 0, False): 1.0,
+        (-1, -1, False): 0.5,
+        (-1, 1, False): 0.5,
+        (1, -1, False): 0.5,
+        (1, 1, False): 0.5,
+    }
+    assert tta_views(TTAParams(flip=True)) == {(0, 0, False): 1.0, (0, 0, True): 1.0}
+    assert tta_views(TTAParams()) == {(0, 0, False): 1.0}
+
+
+@pytest.mark.parametrize(("translate", "shift"), [(0, 1), (1, 1), (3, 3)])
+def test_tta_candidates_shift_by_the_configured_translation(translate, shift) -> None:
+    candidates = tta_candidates(TTAParams(flip=True, translate=translate))
+    assert candidates == {
+        "none": TTAParams(),
+        "flip": TTAParams(flip=True),
+        f"shift {shift}px": TTAParams(translate=shift),
+        f"flip + shift {shift}px": TTAParams(flip=True, translate=shift),
+    }
+    views = [len(tta_views(tta)) for tta in candidates.values()]
+    assert views == [1, 2, 5, 10]
+
+
 # --------------------------------------------------------------------- predict_test
 
 
 def test_predict_test_plain_and_tta(tiny_model, x_test) -> None:
     probabilities = predict_test(
-        tiny_model, x_test, {"batch_size": 5, "tta_flip": True}
+        tiny_model, x_test, params(batch_size=5, tta={"flip": True})
     )
 
     assert set(probabilities) == {"plain", "tta"}
@@ -76,28 +120,15 @@ def test_predict_test_tta_of_symmetric_images_equals_plain(tiny_model) -> None:
     half = np.random.default_rng(1).integers(0, 256, (3, 32, 16, 3), dtype=np.uint8)
     symmetric = np.concatenate([half, half[:, :, ::-1, :]], axis=2)
     probabilities = predict_test(
-        tiny_model, symmetric, {"batch_size": 8, "tta_flip": True}
+        tiny_model, symmetric, params(batch_size=8, tta={"flip": True})
     )
     np.testing.assert_allclose(probabilities["tta"], probabilities["plain"], rtol=1e-5)
 
 
-def test_tta_views_flip_and_diagonal_shifts() -> None:
-    views = tta_views({"tta_flip": True, "tta_translate": 2})
-    assert len(views) == 10
-    assert (1.0, 0, 0, False) in views and (1.0, 0, 0, True) in views
-    shifted = {(dy, dx) for w, dy, dx, _ in views if w == 0.5}  # noqa: PLR2004
-    assert shifted == {(-2, -2), (-2, 2), (2, -2), (2, 2)}
-    assert tta_views({"tta_translate": 1, "tta_flip": False})[1:] == [
-        (0.5, -1, -1, False),
-        (0.5, -1, 1, False),
-        (0.5, 1, -1, False),
-        (0.5, 1, 1, False),
-    ]
-
-
 def test_predict_test_tta_with_shifts(tiny_model, x_test) -> None:
-    params = {"batch_size": 5, "tta_flip": True, "tta_translate": 1}
-    tta = predict_test(tiny_model, x_test, params)["tta"]
+    tta = predict_test(
+        tiny_model, x_test, params(batch_size=5, tta={"flip": True, "translate": 1})
+    )["tta"]
     # Written out: x moved one pixel down and right shows row/column 1 (reflection)
     # at the top/left edge, then the image from its first row/column.
     padded = np.pad(x_test, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
@@ -117,10 +148,10 @@ def test_predict_test_tta_with_shifts(tiny_model, x_test) -> None:
 
 
 @pytest.mark.parametrize(
-    "params", [{"batch_size": 4}, {"batch_size": 4, "tta_flip": False}]
+    "values", [{"batch_size": 4}, {"batch_size": 4, "tta": {"flip": False}}]
 )
-def test_predict_test_without_tta(tiny_model, x_test, params) -> None:
-    probabilities = predict_test(tiny_model, x_test, params)
+def test_predict_test_without_tta(tiny_model, x_test, values) -> None:
+    probabilities = predict_test(tiny_model, x_test, params(**values))
     assert set(probabilities) == {"plain"}
     np.testing.assert_allclose(
         probabilities["plain"], softmax_of(tiny_model, x_test), rtol=1e-5, atol=1e-7
@@ -157,18 +188,29 @@ def hand_made() -> dict[str, object]:
     }
 
 
+BINS = params().calibration_bins
+
+
 def test_evaluate_predictions_metrics(hand_made) -> None:
     y_test, plain = hand_made["y_test"], hand_made["probabilities"]["plain"]
     metrics, report, predictions = evaluate_predictions(
-        hand_made["probabilities"], y_test, CLASS_NAMES
+        hand_made["probabilities"], y_test, CLASS_NAMES, params(tta={"flip": True})
     )
 
     assert metrics["num_test_images"] == 20
     assert metrics["accuracy"] == pytest.approx(0.75)
     expected_loss = -np.mean(np.log(plain[np.arange(20), y_test]))
-    assert metrics["loss"] == pytest.approx(expected_loss, rel=1e-6)
+    # The plain cross-entropy, named so as not to be taken for training's loss.
+    assert "loss" not in metrics
+    assert metrics["log_loss"] == pytest.approx(expected_loss, rel=1e-6)
+    assert metrics["expected_calibration_error"] == pytest.approx(
+        calibration(plain, y_test, BINS)["expected_calibration_error"]
+    )
     assert metrics["tta"]["accuracy"] == pytest.approx(1.0)
-    assert metrics["tta"]["loss"] == pytest.approx(-np.log(0.6), rel=1e-6)
+    assert metrics["tta"]["log_loss"] == pytest.approx(-np.log(0.6), rel=1e-6)
+    # Every TTA prediction is right with confidence 0.6: a gap of 0.4 everywhere.
+    assert metrics["tta"]["expected_calibration_error"] == pytest.approx(0.4)
+    assert metrics["tta"]["views"] == 2  # the image and its mirror
 
     assert list(metrics["per_class"]) == CLASS_NAMES
     for cls, values in metrics["per_class"].items():
@@ -193,7 +235,7 @@ def test_evaluate_predictions_metrics(hand_made) -> None:
     assert metrics["macro_avg"]["recall"] == pytest.approx(np.mean(recalls))
     assert set(metrics["macro_avg"]) == {"precision", "recall", "f1-score"}
     assert all(0.0 <= v <= 1.0 for v in metrics["macro_avg"].values())
-    assert all(0.0 <= metrics[k] for k in ("loss", "accuracy"))
+    assert all(0.0 <= metrics[k] for k in ("log_loss", "accuracy"))
 
     assert report["class"].tolist()[:10] == CLASS_NAMES
     assert {"macro avg", "weighted avg"} <= set(report["class"])
@@ -201,10 +243,20 @@ def test_evaluate_predictions_metrics(hand_made) -> None:
     assert report.set_index("class").loc["cat", "support"] == 2
 
 
+def test_evaluate_predictions_counts_the_configured_views(hand_made) -> None:
+    metrics, _, _ = evaluate_predictions(
+        hand_made["probabilities"],
+        hand_made["y_test"],
+        CLASS_NAMES,
+        params(tta={"flip": True, "translate": 2}),
+    )
+    assert metrics["tta"]["views"] == 10
+
+
 def test_evaluate_predictions_table(hand_made) -> None:
     y_test = hand_made["y_test"]
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], y_test, CLASS_NAMES
+        hand_made["probabilities"], y_test, CLASS_NAMES, params()
     )
 
     assert isinstance(predictions, pd.DataFrame)
@@ -225,21 +277,200 @@ def test_evaluate_predictions_table(hand_made) -> None:
 
 def test_evaluate_predictions_without_tta(hand_made) -> None:
     plain_only = {"plain": hand_made["probabilities"]["plain"]}
-    metrics, _, _ = evaluate_predictions(plain_only, hand_made["y_test"], CLASS_NAMES)
+    metrics, _, _ = evaluate_predictions(
+        plain_only, hand_made["y_test"], CLASS_NAMES, params()
+    )
     assert "tta" not in metrics
     assert metrics["accuracy"] == pytest.approx(0.75)
 
 
 def test_evaluate_predictions_on_real_model(tiny_model, x_test) -> None:
     y_test = np.arange(12) % 10
-    probabilities = predict_test(
-        tiny_model, x_test, {"batch_size": 12, "tta_flip": True}
+    chosen = params(batch_size=12, tta={"flip": True})
+    probabilities = predict_test(tiny_model, x_test, chosen)
+    metrics, _, predictions = evaluate_predictions(
+        probabilities, y_test, CLASS_NAMES, chosen
     )
-    metrics, _, predictions = evaluate_predictions(probabilities, y_test, CLASS_NAMES)
     expected = np.mean(probabilities["plain"].argmax(axis=1) == y_test)
     assert metrics["accuracy"] == pytest.approx(expected)
     assert 0.0 <= metrics["tta"]["accuracy"] <= 1.0
     assert predictions["confidence"].between(0, 1).all()
+
+
+# -------------------------------------------------------------------- calibration
+
+
+def test_calibration_of_hand_made_probabilities() -> None:
+    # Two predictions at confidence 0.9, one right; two at 0.5, both right.
+    y = np.array([1, 2, 3, 4])
+    probabilities = one_hot_like([1, 7, 3, 4], [0.9, 0.9, 0.5, 0.5])
+    result = calibration(probabilities, y, bins=5)
+
+    # ECE = (2 * |0.5 - 0.9| + 2 * |1.0 - 0.5|) / 4
+    assert result["expected_calibration_error"] == pytest.approx(0.45)
+    table = result["bins"]
+    np.testing.assert_allclose(
+        [(b["low"], b["high"]) for b in table],
+        [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0)],
+    )
+    assert [b["count"] for b in table] == [0, 0, 2, 0, 2]
+    assert table[2]["accuracy"] == 1.0
+    assert table[2]["confidence"] == pytest.approx(0.5)
+    assert table[4]["accuracy"] == 0.5
+    assert table[4]["confidence"] == pytest.approx(0.9)
+    assert np.isnan(table[0]["accuracy"]) and np.isnan(table[0]["confidence"])
+
+
+def test_calibration_is_zero_when_confidence_matches_accuracy() -> None:
+    # Certain and right; and 0.5 confident and right half the time.
+    y = np.array([0, 1, 2, 3, 4, 5])
+    probabilities = one_hot_like([0, 1, 2, 3, 9, 9], [1.0, 1.0, 0.5, 0.5, 0.5, 0.5])
+    result = calibration(probabilities, y, bins=10)
+    assert result["expected_calibration_error"] == pytest.approx(0.0)
+    # A confidence of exactly 1 falls in the last bin.
+    assert result["bins"][-1]["count"] == 2
+    assert sum(b["count"] for b in result["bins"]) == 6
+
+
+def test_one_bin_is_the_gap_between_mean_confidence_and_accuracy() -> None:
+    y = np.array([0, 1, 2, 3])
+    probabilities = one_hot_like([0, 1, 2, 9], [0.3, 0.6, 0.8, 0.9])
+    result = calibration(probabilities, y, bins=1)
+    assert result["expected_calibration_error"] == pytest.approx(abs(0.75 - 0.65))
+
+
+# ------------------------------------------------------------ evaluate_validation
+
+
+class MarkedImagesModel:
+    """A stand-in model that reads its prediction off the top-right pixel: channel 0
+    is the class + 1 (0: no idea, a uniform guess), channel 1 the confidence in %.
+
+    Each view of an image shows a different pixel there (the image: (0, 31); its
+    mirror: (0, 0); its diagonal shifts by one pixel: (1, 30); their mirrors: (1, 1)),
+    so that an image can say what each view predicts.
+    """
+
+    def predict(self, batch, batch_size=None, verbose=0):
+        batch = np.asarray(batch)
+        label = batch[:, 0, -1, 0].astype(int) - 1
+        confidence = batch[:, 0, -1, 1] / 100
+        probabilities = np.full((len(batch), 10), 0.1)
+        for row, (c, p) in enumerate(zip(label, confidence, strict=True)):
+            if c >= 0:
+                probabilities[row] = (1 - p) / 9
+                probabilities[row, c] = p
+        return probabilities
+
+
+def marked_images(labels: np.ndarray, views: dict) -> np.ndarray:
+    """Images whose ``views`` ({pixel: (label offset, confidence %)}) predict
+    ``(label + offset) % 10`` with that confidence."""
+    x = np.zeros((len(labels), 32, 32, 3), dtype=np.uint8)
+    for (row, column), (offset, percent) in views.items():
+        x[:, row, column, 0] = (labels + offset) % 10 + 1
+        x[:, row, column, 1] = percent
+    return x
+
+
+@pytest.fixture
+def shifts_only_help() -> tuple[np.ndarray, np.ndarray]:
+    """Validation images that only the shifted views get right: the image and its
+    mirror are wrong at 0.6, the shifts right at 0.9 and their mirrors wrong at 0.99."""
+    y = np.arange(20) % 10
+    x = marked_images(
+        y, {(0, 31): (1, 60), (0, 0): (1, 60), (1, 30): (0, 90), (1, 1): (2, 99)}
+    )
+    return x, y
+
+
+def test_the_marked_views_predict_what_they_say(shifts_only_help) -> None:
+    x, y = shifts_only_help
+    model = MarkedImagesModel()
+    assert (model.predict(x).argmax(axis=1) == (y + 1) % 10).all()
+    assert (model.predict(x[:, :, ::-1]).argmax(axis=1) == (y + 1) % 10).all()
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    shifted = padded[:, 0:32, 2:34]  # moved one pixel down and left
+    assert (model.predict(shifted).argmax(axis=1) == y).all()
+    assert (model.predict(shifted[:, :, ::-1]).argmax(axis=1) == (y + 2) % 10).all()
+
+
+def test_evaluate_validation_compares_every_candidate(shifts_only_help) -> None:
+    x_val, y_val = shifts_only_help
+    chosen = params(batch_size=7, tta={"flip": True, "translate": 1})
+    metrics = evaluate_validation(MarkedImagesModel(), x_val, y_val, chosen)
+
+    assert metrics["num_validation_images"] == 20
+    options = metrics["tta_options"]
+    assert list(options) == ["none", "flip", "shift 1px", "flip + shift 1px"]
+    assert {name: o["accuracy"] for name, o in options.items()} == {
+        "none": 0.0,
+        "flip": 0.0,
+        "shift 1px": 1.0,
+        "flip + shift 1px": 0.0,  # the mirrored shifts outweigh the shifts
+    }
+    assert [o["views"] for o in options.values()] == [1, 2, 5, 10]
+    for option in options.values():
+        assert set(option) == {
+            "accuracy",
+            "log_loss",
+            "expected_calibration_error",
+            "views",
+        }
+    # The best option is the most accurate one.
+    assert metrics["best_tta_option"] == "shift 1px"
+    # Wrong at 0.6 everywhere: the log loss of the 0.044 left on the right class.
+    assert options["none"]["log_loss"] == pytest.approx(-np.log(0.4 / 9))
+    assert options["none"]["expected_calibration_error"] == pytest.approx(0.6)
+    # The plain numbers are the 'none' candidate's; the configured TTA's are those
+    # of the candidate with the same views.
+    plain = {k: metrics[k] for k in ("accuracy", "log_loss")}
+    plain["expected_calibration_error"] = metrics["expected_calibration_error"]
+    assert plain == {k: v for k, v in options["none"].items() if k != "views"}
+    assert metrics["tta"] == options["flip + shift 1px"]
+
+
+def test_the_best_option_is_the_argmax_whatever_it_is() -> None:
+    # The image right at 0.6, its mirror wrong at 0.9; the shifts tell nothing.
+    y = np.arange(10)
+    x = marked_images(y, {(0, 31): (0, 60), (0, 0): (3, 90)})
+    metrics = evaluate_validation(MarkedImagesModel(), x, y, params(tta={"flip": True}))
+    accuracies = {n: o["accuracy"] for n, o in metrics["tta_options"].items()}
+    assert accuracies == {
+        "none": 1.0,
+        "flip": 0.0,
+        "shift 1px": 1.0,
+        "flip + shift 1px": 0.0,
+    }
+    # Ties go to the first, the cheaper option.
+    assert metrics["best_tta_option"] == "none"
+    assert metrics["tta"] == metrics["tta_options"]["flip"]
+    assert metrics["accuracy"] == 1.0
+
+
+def test_evaluate_validation_agrees_with_the_test_evaluation(tiny_model) -> None:
+    x_val = np.random.default_rng(3).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    y_val = np.arange(16) % 10
+    chosen = params(batch_size=8, tta={"flip": False, "translate": 2})
+    metrics = evaluate_validation(tiny_model, x_val, y_val, chosen)
+    expected, _, _ = evaluate_predictions(
+        predict_test(tiny_model, x_val, chosen), y_val, CLASS_NAMES, chosen
+    )
+    for key in ("accuracy", "log_loss", "expected_calibration_error"):
+        assert metrics[key] == pytest.approx(expected[key], rel=1e-5), key
+        assert metrics["tta"][key] == pytest.approx(expected["tta"][key], rel=1e-5)
+    assert metrics["tta"]["views"] == expected["tta"]["views"] == 5
+    assert list(metrics["tta_options"]) == [
+        "none",
+        "flip",
+        "shift 2px",
+        "flip + shift 2px",
+    ]
+    assert metrics["tta"] == pytest.approx(metrics["tta_options"]["shift 2px"])
+    best = max(
+        metrics["tta_options"], key=lambda n: metrics["tta_options"][n]["accuracy"]
+    )
+    assert metrics["best_tta_option"] == best
 
 
 # -------------------------------------------------------------------------- plots
@@ -256,36 +487,117 @@ def history() -> pd.DataFrame:
             "val_accuracy": [0.35, 0.5, 0.58, 0.57],
             "learning_rate": [0.1, 0.1, 0.05, 0.01],
             "seconds": [3.0, 2.5, 2.5, 2.4],
+            "best": [False, False, True, False],
         }
     )
+
+
+def returned_model_line(fig: Figure):
+    (ax,) = fig.axes
+    (line,) = [
+        line for line in ax.get_lines() if line.get_label().startswith("returned")
+    ]
+    return line
 
 
 def test_plot_training_curves(history) -> None:
     loss_fig, accuracy_fig = plot_training_curves(history)
 
-    for fig, column in ((loss_fig, "loss"), (accuracy_fig, "accuracy")):
+    for fig, column, label in (
+        (loss_fig, "loss", "loss (training objective)"),
+        (accuracy_fig, "accuracy", "accuracy"),
+    ):
         assert isinstance(fig, Figure)
         (ax,) = fig.axes
-        assert ax.get_ylabel() == column
+        assert ax.get_ylabel() == label
         assert ax.get_xlabel() == "epoch"
+        assert ax.get_yscale() == "linear"
         lines = {line.get_label(): line for line in ax.get_lines()}
         assert set(lines) == {
-            f"train {column}",
-            f"validation {column}",
-            "best epoch (3, by val_accuracy)",  # highest val_accuracy, both plots
+            f"train {label}",
+            f"validation {label}",
+            "returned model (epoch 3)",  # the history's best row, both plots
         }
+        np.testing.assert_allclose(lines[f"train {label}"].get_ydata(), history[column])
         np.testing.assert_allclose(
-            lines[f"train {column}"].get_ydata(), history[column]
+            lines[f"validation {label}"].get_ydata(), history[f"val_{column}"]
         )
-        np.testing.assert_allclose(
-            lines[f"validation {column}"].get_ydata(), history[f"val_{column}"]
-        )
-        assert list(lines["best epoch (3, by val_accuracy)"].get_xdata()) == [3, 3]
+        assert list(lines["returned model (epoch 3)"].get_xdata()) == [3, 3]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "returned model (epoch 3)" in legend
+
+
+@pytest.mark.parametrize("best", [1, 2, 4])
+def test_plot_training_curves_marks_the_best_row_not_an_extreme(history, best):
+    """The returned model's epoch is the history's ``best`` row, whatever monitor
+    chose it (here none of the plotted extremes, for epochs 1 and 2)."""
+    history["best"] = history["epoch"] == best
+    for fig in plot_training_curves(history):
+        line = returned_model_line(fig)
+        assert line.get_label() == f"returned model (epoch {best})"
+        assert list(line.get_xdata()) == [best, best]
+
+
+def test_plot_training_curves_reads_best_as_saved_in_csv(history, tmp_path) -> None:
+    # training_history is a CSV: the column comes back as booleans, or as text.
+    path = tmp_path / "history.csv"
+    history.to_csv(path, index=False)
+    loss_fig, _ = plot_training_curves(pd.read_csv(path))
+    assert returned_model_line(loss_fig).get_label() == "returned model (epoch 3)"
+
+
+def test_plot_training_curves_without_a_best_row_marks_the_last(history) -> None:
+    history["best"] = False
+    loss_fig, _ = plot_training_curves(history)
+    assert returned_model_line(loss_fig).get_label() == "returned model (epoch 4)"
+
+
+def test_a_diverging_loss_is_drawn_on_a_log_scale(history) -> None:
+    history["val_loss"] = [5000.0, 1.4, 1.3, 1.35]
+    loss_fig, accuracy_fig = plot_training_curves(history)
+    assert loss_fig.axes[0].get_yscale() == "log"
+    assert loss_fig.axes[0].get_title().endswith("(log scale)")
+    assert accuracy_fig.axes[0].get_yscale() == "linear"
+
+
+def test_plot_reliability_diagram(hand_made) -> None:
+    y_test = hand_made["y_test"]
+    probabilities = hand_made["probabilities"]
+    fig = plot_reliability_diagram(probabilities, y_test, params(calibration_bins=5))
+
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    plain_ece = calibration(probabilities["plain"], y_test, 5)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [
+        "perfect calibration",
+        f"plain (ECE {plain_ece['expected_calibration_error']:.3f})",
+        "tta (ECE 0.400)",
+    ]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    # One point per non-empty bin, at its mean confidence and accuracy.
+    tta = lines["tta (ECE 0.400)"]
+    np.testing.assert_allclose(tta.get_xdata(), [0.6])
+    np.testing.assert_allclose(tta.get_ydata(), [1.0])
+    filled = [b for b in plain_ece["bins"] if b["count"]]
+    plain = lines[legend[1]]
+    np.testing.assert_allclose(plain.get_xdata(), [b["confidence"] for b in filled])
+    np.testing.assert_allclose(plain.get_ydata(), [b["accuracy"] for b in filled])
+    assert "5 bins" in ax.get_title()
+
+
+def test_plot_reliability_diagram_without_tta(hand_made) -> None:
+    plain = {"plain": hand_made["probabilities"]["plain"]}
+    fig = plot_reliability_diagram(plain, hand_made["y_test"], params())
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(legend) == 2
+    assert legend[1].startswith("plain (ECE ")
+    assert f"{BINS} bins" in fig.axes[0].get_title()
 
 
 def test_plot_confusion_matrix(hand_made) -> None:
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES
+        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, params()
     )
     fig = plot_confusion_matrix(predictions, CLASS_NAMES)
 
@@ -310,10 +622,12 @@ def test_plot_confusion_matrix(hand_made) -> None:
 
 def test_plot_confident_mistakes(hand_made) -> None:
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES
+        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, params()
     )
     x_test = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
-    fig = plot_confident_mistakes(x_test, predictions, CLASS_NAMES, count=3)
+    fig = plot_confident_mistakes(
+        x_test, predictions, CLASS_NAMES, params(mistakes_to_show=3)
+    )
 
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 5  # one row of five
@@ -331,10 +645,12 @@ def test_plot_confident_mistakes(hand_made) -> None:
 
 def test_plot_confident_mistakes_more_than_a_row(hand_made) -> None:
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES
+        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, params()
     )
     x_test = np.zeros((20, 32, 32, 3), dtype=np.uint8)
-    fig = plot_confident_mistakes(x_test, predictions, CLASS_NAMES, count=20)
+    fig = plot_confident_mistakes(
+        x_test, predictions, CLASS_NAMES, params(mistakes_to_show=20)
+    )
     assert len(fig.axes) == 5  # only 5 mistakes exist
     assert sum(bool(ax.get_images()) for ax in fig.axes) == 5
 
@@ -342,64 +658,13 @@ def test_plot_confident_mistakes_more_than_a_row(hand_made) -> None:
 def test_plot_confident_mistakes_without_mistakes(hand_made) -> None:
     y_test = hand_made["y_test"]
     _, _, predictions = evaluate_predictions(
-        {"plain": hand_made["probabilities"]["tta"]}, y_test, CLASS_NAMES
+        {"plain": hand_made["probabilities"]["tta"]}, y_test, CLASS_NAMES, params()
     )
     x_test = np.zeros((20, 32, 32, 3), dtype=np.uint8)
-    fig = plot_confident_mistakes(x_test, predictions, CLASS_NAMES, count=10)
+    fig = plot_confident_mistakes(
+        x_test, predictions, CLASS_NAMES, params(mistakes_to_show=10)
+    )
 
     assert isinstance(fig, Figure)
     assert not any(ax.get_images() for ax in fig.axes)
     assert [t.get_text() for t in fig.axes[0].texts] == ["no mistakes"]
-
-
-def test_best_epoch_follows_the_checkpoint_monitor() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3],
-            "loss": [2.0, 1.0, 0.5],
-            "accuracy": [0.3, 0.5, 0.7],
-            "val_loss": [1.5, 0.9, 1.1],
-            "val_accuracy": [0.4, 0.5, 0.6],
-        }
-    )
-    by_accuracy, _ = plot_training_curves(history, "val_accuracy")
-    by_loss, _ = plot_training_curves(history, "val_loss")
-    labels = [
-        next(
-            t.get_text()
-            for t in fig.axes[0].get_legend().get_texts()
-            if "best" in t.get_text()
-        )
-        for fig in (by_accuracy, by_loss)
-    ]
-    plt.close("all")
-    assert labels == ["best epoch (3, by val_accuracy)", "best epoch (2, by val_loss)"]
-
-
-def test_best_epoch_by_training_accuracy_is_not_the_validation_one() -> None:
-    history = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3],
-            "loss": [2.0, 1.0, 0.5],
-            "accuracy": [0.3, 0.5, 0.7],
-            "val_loss": [1.5, 0.9, 1.1],
-            "val_accuracy": [0.4, 0.6, 0.5],
-        }
-    )
-    labels = [
-        next(
-            t.get_text()
-            for t in plot_training_curves(history, monitor)[0]
-            .axes[0]
-            .get_legend()
-            .get_texts()
-            if "best" in t.get_text()
-        )
-        for monitor in ("accuracy", "val_accuracy", "loss")
-    ]
-    plt.close("all")
-    assert labels == [
-        "best epoch (3, by accuracy)",
-        "best epoch (2, by val_accuracy)",
-        "best epoch (3, by loss)",
-    ]
