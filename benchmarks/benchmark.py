@@ -1,68 +1,114 @@
-"""Speed, memory and accuracy of a configuration environment, through the real pipelines.
+"""Speed, memory and accuracy of a configuration, through the real pipelines.
 
 Usage (from the project root, after ``bash scripts/setup.sh``)::
 
-    python benchmarks/benchmark.py                      # conf/base, the default run
-    python benchmarks/benchmark.py --env notebook --params model_training.epochs=3
-    python benchmarks/benchmark.py --compare --minutes 10   # notebook vs default, same budget
-    python benchmarks/benchmark.py --sweep 24/48,96,192 w/64,128,256   # w: whitening stem
+    python benchmarks/benchmark.py                       # conf/base, the default run
+    python benchmarks/benchmark.py --seeds 5             # 5 runs: mean and std
+    python benchmarks/benchmark.py --env notebook --params model_training.fit.epochs=3
+    python benchmarks/benchmark.py --compare --minutes 10   # notebook vs default
+    python benchmarks/benchmark.py --ablation --epochs 4     # each ingredient off in turn
+    python benchmarks/benchmark.py --sweep 64,128,256 64,256,256   # training speed only
 
-For one environment it prints: training images/s, input-pipeline images/s (shuffled uint8
-batching alone, and with the augmentation layers), seconds per epoch, test-set inference
-images/s, peak memory (RSS) and the final validation and test accuracy. ``--compare`` trains the
-``notebook`` configuration and the default for the same wall-clock budget each (epochs chosen
-from a measured step rate) and prints both in one table. Needs the raw data (see README).
+Every figure has one definition, here:
+
+* ``train_img_s``: training images per second in steady state, timed over full
+  batches as ``train_model`` feeds them (from the end of the first batch, which
+  includes tracing, to the end of the last); ``--compare`` and ``--sweep`` use it too;
+* ``epoch_s``: the median seconds of an epoch in the run's history (training and
+  validation, as ``train_model`` logs them);
+* ``input_img_s``: images per second of the input pipeline alone (the batches
+  ``train_model`` feeds ``fit``, with their augmentation);
+* ``inference_img_s``: test images per second of ``model.predict`` (the reporting
+  batch size), the trained model as saved;
+* ``best_val_accuracy``: the validation accuracy of the epoch whose model is returned
+  (the history's ``best`` row); ``val_accuracy_tta`` and ``test_accuracy(_tta)`` come
+  from the run's validation and test metrics.
+
+Each run prints its figures and writes them, with the machine and the command, to a
+JSON file (``--output``; by default under ``benchmarks/results/``).
 """
 
+# ruff: noqa: I001 - the package is imported first: it quiets TensorFlow's start-up
 from __future__ import annotations
 
+import cifar10_kedro  # noqa: F401
+
 import argparse
+import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import yaml
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from kedro.framework.session import KedroSession  # noqa: E402
-from kedro.framework.startup import bootstrap_project  # noqa: E402
-
-from cifar10_kedro.pipelines.model_training.nodes import (  # noqa: E402
-    build_model,
-    fit_inputs,
-)
+from cifar10_kedro.params_base import Params
+from cifar10_kedro.pipelines.model_training.batches import TrainingBatches
+from cifar10_kedro.pipelines.model_training.nodes import build_model, compile_model
+from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
 
 PROJECT = Path(__file__).resolve().parents[1]
+RESULTS = PROJECT / "benchmarks" / "results"
+
+# --ablation: each ingredient of the recipe, and the model_training parameters that
+# switch it off.
+INGREDIENTS: dict[str, dict[str, Any]] = {
+    "whitening stem (3x3 conv instead)": {"model": {"fast_cnn": {"stem": "conv"}}},
+    "whitening bias training (frozen)": {
+        "compile": {"optimizer": {"whitening_bias_epochs": 0}}
+    },
+    "dirac initialisation": {"model": {"fast_cnn": {"init": "default"}}},
+    "GELU (ReLU instead)": {"model": {"fast_cnn": {"activation": "relu"}}},
+    "BatchNorm momentum 0.6, no scale (Keras' defaults)": {
+        "model": {
+            "fast_cnn": {
+                "batchnorm": {"momentum": 0.99, "epsilon": 0.001, "scale": True}
+            }
+        }
+    },
+    "head scale 1/9": {"model": {"fast_cnn": {"head_scale": 1.0}}},
+    "BatchNorm bias lr x64": {
+        "compile": {"optimizer": {"batchnorm_bias_lr_scale": 1.0}}
+    },
+    "lookahead": {"compile": {"optimizer": {"lookahead": None}}},
+    "label smoothing 0.2": {"compile": {"label_smoothing": 0.0}},
+    "alternating flips (random instead)": {"fit": {"augmentation": {"flip": "random"}}},
+    "translation 2 px": {"fit": {"augmentation": {"translate": 0}}},
+}
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``a.b=1`` strings into nested runtime parameters, as ``kedro run --params`` does."""
+    """Turn ``a.b=value`` strings into nested runtime parameters; values are YAML, as
+    for ``kedro run --params`` (``false``, ``null``, ``[1, 2]``, ``0.5``)."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        try:
-            parsed: Any = int(value)
-        except ValueError:
-            try:
-                parsed = float(value)
-            except ValueError:
-                parsed = value
         *parents, leaf = key.split(".")
         node = params
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = parsed
+        node[leaf] = yaml.safe_load(value)
     return params
 
 
-def with_epochs(params: dict[str, Any], epochs: int) -> dict[str, Any]:
-    training = {**params.get("model_training", {}), "epochs": epochs}
-    return {**params, "model_training": training}
+def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``changes`` merged in key by key."""
+    result = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def session(env: str, params: dict[str, Any]) -> KedroSession:
@@ -74,6 +120,12 @@ def session(env: str, params: dict[str, Any]) -> KedroSession:
     )
 
 
+def training_params(env: str, params: dict[str, Any]) -> ModelTrainingParams:
+    with session(env, params) as s:
+        raw = s.load_context().config_loader["parameters"]["model_training"]
+    return ModelTrainingParams.model_validate(raw)
+
+
 def ensure_arrays(env: str, params: dict[str, Any]) -> None:
     """Run data_ingestion once if this environment has no persisted arrays yet."""
     with session(env, params) as s:
@@ -83,28 +135,10 @@ def ensure_arrays(env: str, params: dict[str, Any]) -> None:
         s.run(pipeline_names=["data_ingestion"])
 
 
-def input_pipeline_rate(
-    x: np.ndarray, y: np.ndarray, params: dict[str, Any], batches: int
-) -> tuple[float, float]:
-    """Return images/s of shuffled uint8 batching, and of batching plus augmentation."""
-    batch_size = params["batch_size"]
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    steps = min(batches, len(x) // batch_size)
-    start = time.perf_counter()
-    for step in range(steps):
-        index = order[step * batch_size : (step + 1) * batch_size]
-        _ = x[index], y[index]
-    batching = steps * batch_size / (time.perf_counter() - start)
-
-    augment = build_model(params, x, y).get_layer("augmentation")
-    augment(x[:batch_size], training=True)  # build and trace once
-    start = time.perf_counter()
-    for step in range(steps):
-        index = order[step * batch_size : (step + 1) * batch_size]
-        keras.ops.convert_to_numpy(augment(x[index], training=True))
-    augmented = steps * batch_size / (time.perf_counter() - start)
-    return batching, augmented
+def load(env: str, params: dict[str, Any], *names: str) -> list[Any]:
+    with session(env, params) as s:
+        catalog = s.load_context().catalog
+        return [catalog.load(name) for name in names]
 
 
 class BatchClock(keras.callbacks.Callback):
@@ -118,64 +152,63 @@ class BatchClock(keras.callbacks.Callback):
         self.ends.append(time.perf_counter())
 
 
-def training_rate(
-    model: keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
-    params: dict[str, Any],
-    steps: int,
-) -> float:
-    """Return training images/s of ``model`` (built from ``params``) in steady state.
-
-    Fed as ``train_model`` feeds it; timed from the end of the first batch (which
-    includes tracing) to the end of the last of ``steps`` full batches (at least 2).
-    """
-    labels = (
-        keras.utils.to_categorical(y, 10)
-        if params["loss"] == "categorical_crossentropy"
-        else y
+def _batches(
+    params: ModelTrainingParams, x: np.ndarray, y: np.ndarray, model: keras.Model
+) -> TrainingBatches:
+    one_hot = isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    return TrainingBatches(
+        x,
+        keras.utils.to_categorical(y, 10) if one_hot else y,
+        batch_size=params.fit.batch_size,
+        seed=params.seed,
+        augmentation=params.fit.augmentation,
+        drop_remainder=True,
     )
+
+
+def training_rate(
+    params: ModelTrainingParams, x: np.ndarray, y: np.ndarray, steps: int = 8
+) -> tuple[float, int]:
+    """Return (training images/s in steady state, parameter count) of the model
+    ``params`` build, fed as ``train_model`` feeds it (see the module's docstring)."""
     steps = max(2, steps)
-    # Cycles through a set smaller than steps * batch_size: only the arithmetic is timed.
-    index = np.arange(params["batch_size"] * steps) % len(x)
+    # Cycles through a small set if need be: only the arithmetic is timed.
+    index = np.arange(params.fit.batch_size * steps) % len(x)
+    x, y = x[index], y[index]
+    model = compile_model(
+        build_model(params.model, params.seed, x), params.compile, params.fit, y
+    )
+    batches = _batches(params, x, y, model)
     clock = BatchClock()
     model.fit(
-        **fit_inputs(x[index], labels[index], params["batch_size"]),
+        **batches.fit_inputs(0, 1),
         epochs=1,
         verbose=0,
         shuffle=False,
         callbacks=[clock],
     )
-    return (steps - 1) * params["batch_size"] / (clock.ends[-1] - clock.ends[0])
+    timed = len(clock.ends) - 1
+    rate = timed * params.fit.batch_size / (clock.ends[-1] - clock.ends[0])
+    return rate, model.count_params()
 
 
-def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> None:
-    """Print fast_cnn training images/s for each ``stem/w1,w2,...`` spec, both precisions."""
-    ensure_arrays(env, extra)
-    with session(env, extra) as s:
-        context = s.load_context()
-        base = context.params["model_training"]
-        x, y = context.catalog.load("x_train"), context.catalog.load("y_train")
-    print(f"{'stem/widths':<20}{'precision':>16}{'params':>12}{'train img/s':>14}")
-    for spec in specs:
-        stem, _, widths = spec.partition("/")
-        options = {
-            **({"stem": "whitening"} if stem == "w" else {"stem_width": int(stem)}),
-            "widths": [int(w) for w in widths.split(",")],
-        }
-        for precision in ("float32", "mixed_bfloat16"):
-            params = {
-                **base,
-                "architecture": "fast_cnn",
-                "precision": precision,
-                "architectures": {**base["architectures"], "fast_cnn": options},
-            }
-            model = build_model(params, x, y)
-            rate = training_rate(
-                model, x, y, params, steps=max(6, 6144 // params["batch_size"])
-            )
-            count = model.count_params()
-            print(f"{spec:<20}{precision:>16}{count:>12,}{rate:>14,.0f}", flush=True)
+def input_rate(params: ModelTrainingParams, x: np.ndarray, y: np.ndarray) -> float:
+    """Return images/s of the input pipeline alone: one epoch of the batches that
+    ``train_model`` feeds ``fit``, augmentation included."""
+    model = build_model(params.model, params.seed, x[:10])
+    model.compile(loss=_loss(params))
+    batches = _batches(params, x, y, model)
+    feed = batches.fit_inputs(0, 1)["x"]
+    iterator = feed.as_numpy_iterator() if hasattr(feed, "as_numpy_iterator") else feed
+    start = time.perf_counter()
+    count = sum(len(images) for images, _ in iterator)
+    return count / (time.perf_counter() - start)
+
+
+def _loss(params: ModelTrainingParams) -> keras.losses.Loss:
+    if params.compile.loss == "categorical_crossentropy":
+        return keras.losses.CategoricalCrossentropy()
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 def peak_rss_gib() -> float:
@@ -183,147 +216,241 @@ def peak_rss_gib() -> float:
 
 
 def run_config(
-    env: str, params: dict[str, Any], measure_input: bool = True
+    env: str, params: dict[str, Any], *, speeds: bool = True, report: bool = True
 ) -> dict[str, Any]:
-    """Train and report through the pipelines; return the measured figures."""
+    """Train (and report) through the pipelines; return the measured figures."""
     ensure_arrays(env, params)
-    with session(env, params) as s:
-        context = s.load_context()
-        catalog = context.catalog
-        train_params = context.params["model_training"]
-        x_train, y_train = catalog.load("x_train"), catalog.load("y_train")
+    config = training_params(env, params)
+    x_train, y_train = load(env, params, "x_train", "y_train")
     figures: dict[str, Any] = {"env": env, "train_images": len(x_train)}
-    if measure_input:
-        figures["input_img_s"], figures["input_aug_img_s"] = input_pipeline_rate(
-            x_train, y_train, train_params, batches=40
+    if speeds:
+        figures["train_img_s"], figures["parameters"] = training_rate(
+            config, x_train, y_train
         )
+        figures["input_img_s"] = input_rate(config, x_train, y_train)
+    pipelines = ["model_training", "reporting"] if report else ["model_training"]
     start = time.perf_counter()
     with session(env, params) as s:
-        s.run(pipeline_names=["model_training", "reporting"])
-    figures["train_and_report_s"] = time.perf_counter() - start
-    with session(env, params) as s:
-        catalog = s.load_context().catalog
-        history = catalog.load("training_history")
-        metrics = catalog.load("test_metrics")
-        model = catalog.load("trained_model")
-        x_test = catalog.load("x_test")
-    seconds = history["seconds"].to_numpy()
-    steady = np.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
-    model.predict(x_test[:1000], batch_size=1000, verbose=0)
-    start = time.perf_counter()
-    model.predict(x_test, batch_size=1000, verbose=0)
-    figures.update(
-        epochs=len(history),
-        seconds_per_epoch=float(steady),
-        train_img_s=len(x_train) / float(steady),
-        inference_img_s=len(x_test) / (time.perf_counter() - start),
-        best_val_accuracy=float(history["val_accuracy"].max()),
-        test_accuracy=metrics["accuracy"],
-        test_accuracy_tta=metrics.get("tta", {}).get("accuracy"),
-        peak_rss_gib=peak_rss_gib(),
-    )
+        s.run(pipeline_names=pipelines)
+    figures["pipeline_s"] = time.perf_counter() - start
+    (history,) = load(env, params, "training_history")
+    best = history[history["best"].astype(bool)]
+    figures |= {
+        "epochs": len(history),
+        "epoch_s": float(np.median(history["seconds"])),
+        "training_s": float(history["seconds"].sum()),
+        "best_epoch": int(best["epoch"].iloc[0]),
+        "best_val_accuracy": float(best["val_accuracy"].iloc[0]),
+    }
+    if report:
+        model, x_test, metrics, validation, reporting = load(
+            env,
+            params,
+            "trained_model",
+            "x_test",
+            "test_metrics",
+            "validation_metrics",
+            "params:reporting",
+        )
+        size = reporting.batch_size if isinstance(reporting, Params) else 1000
+        model.predict(x_test[:size], batch_size=size, verbose=0)
+        start = time.perf_counter()
+        model.predict(x_test, batch_size=size, verbose=0)
+        figures |= {
+            "inference_img_s": len(x_test) / (time.perf_counter() - start),
+            "val_accuracy_tta": validation.get("tta", {}).get("accuracy"),
+            "test_accuracy": metrics["accuracy"],
+            "test_accuracy_tta": metrics.get("tta", {}).get("accuracy"),
+        }
+    figures["peak_rss_gib"] = peak_rss_gib()
     return figures
 
 
 def print_figures(figures: dict[str, Any]) -> None:
     for key, value in figures.items():
-        shown = (
-            f"{value:,.4f}"
-            if isinstance(value, float) and value < 10  # noqa: PLR2004
-            else (f"{value:,.0f}" if isinstance(value, float) else value)
+        if isinstance(value, float):
+            shown = f"{value:,.4f}" if abs(value) < 10 else f"{value:,.0f}"  # noqa: PLR2004
+        else:
+            shown = value
+        print(f"{key:>22}: {shown}", flush=True)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+
+
+def write(output: Path | None, mode: str, result: dict[str, Any]) -> Path:
+    """Write ``result`` with the machine and the command to ``output`` (a JSON file)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = output or RESULTS / f"{mode}-{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "command": "python benchmarks/benchmark.py " + " ".join(sys.argv[1:]),
+        "date": stamp,
+        "machine": machine(),
+        **result,
+    }
+    path.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    print(f"\nwritten to {path}", flush=True)
+    return path
+
+
+def seeds(env: str, extra: dict[str, Any], count: int) -> dict[str, Any]:
+    """Run the configuration ``count`` times with seeds 0..count-1 (model training and
+    data order; the split stays); return each run's figures and mean / std."""
+    runs = []
+    for seed in range(count):
+        params = merged(extra, {"model_training": {"seed": seed}})
+        figures = run_config(env, params, speeds=seed == 0)
+        print(f"\n[seed {seed}]", flush=True)
+        print_figures(figures)
+        runs.append(figures)
+    summary = {}
+    for key in (
+        "test_accuracy",
+        "test_accuracy_tta",
+        "best_val_accuracy",
+        "training_s",
+    ):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            summary[key] = {
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "min": min(values),
+                "max": max(values),
+            }
+    print(f"\nOver {count} seeds (mean +- std):")
+    for key, s in summary.items():
+        print(
+            f"{key:>22}: {s['mean']:.4f} +- {s['std']:.4f}  [{s['min']:.4f}, {s['max']:.4f}]"
         )
-        print(f"{key:>22}: {shown}")
+    return {"env": env, "params": extra, "runs": runs, "summary": summary}
 
 
-def compare(minutes: float, extra: dict[str, Any]) -> None:
-    """Train notebook and default for the same wall-clock budget; print both accuracies."""
+def ablation(env: str, extra: dict[str, Any], only: list[str] | None) -> dict[str, Any]:
+    """Train the configuration, then again with each ingredient switched off; return
+    the best validation accuracy and seconds an epoch of each (no test set read)."""
+    rows = []
+    names = ["(the recipe)", *(only or INGREDIENTS)]
+    for name in names:
+        params = merged(extra, {"model_training": INGREDIENTS.get(name, {})})
+        figures = run_config(env, params, speeds=False, report=False)
+        row = {
+            "without": name,
+            "best_val_accuracy": figures["best_val_accuracy"],
+            "epoch_s": figures["epoch_s"],
+            "epochs": figures["epochs"],
+        }
+        print(
+            f"{name:<55}{row['best_val_accuracy']:>10.4f}{row['epoch_s']:>10.1f}",
+            flush=True,
+        )
+        rows.append(row)
+    return {"env": env, "params": extra, "rows": rows}
+
+
+def compare(minutes: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """Train notebook and default for the same wall-clock budget; return both."""
     rows = []
     for env in ("notebook", "base"):
         ensure_arrays(env, extra)
-        with session(env, extra) as s:
-            context = s.load_context()
-            train_params = context.params["model_training"]
-            x, y = context.catalog.load("x_train"), context.catalog.load("y_train")
-        rate = training_rate(
-            build_model(train_params, x, y),
-            x,
-            y,
-            train_params,
-            steps=max(6, 6144 // train_params["batch_size"]),
-        )
+        config = training_params(env, extra)
+        x, y = load(env, extra, "x_train", "y_train")
+        rate, _ = training_rate(config, x, y)
         # Validation adds about a tenth of an epoch; keep at least one epoch.
         epochs = max(1, int(minutes * 60 / (len(x) / rate * 1.1)))
         print(
-            f"[{env}] measured {rate:,.0f} img/s -> {epochs} epochs in {minutes} min",
-            flush=True,
+            f"[{env}] {rate:,.0f} img/s -> {epochs} epochs in {minutes} min", flush=True
         )
-        params = with_epochs(extra, epochs)
-        figures = run_config(env, params, measure_input=False)
-        rows.append((env, epochs, figures))
+        params = merged(extra, {"model_training": {"fit": {"epochs": epochs}}})
+        figures = run_config(env, params, speeds=False)
+        rows.append({"config": env, "train_img_s": rate, **figures})
+    print(f"\nSame budget: {minutes} minutes of training each")
     print(
-        f"\nSame budget: {minutes} minutes of training each ({platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Keras {keras.__version__} on {keras.backend.backend()})"
+        f"{'config':<10}{'epochs':>8}{'train s':>10}{'val acc':>10}{'test acc':>10}{'TTA':>10}"
     )
-    print(
-        f"{'config':<10}{'epochs':>8}{'train s':>10}{'val acc':>10}{'test acc':>10}{'test TTA':>10}"
-    )
-    for env, epochs, f in rows:
-        tta = f["test_accuracy_tta"]
+    for r in rows:
+        tta = r["test_accuracy_tta"]
         print(
-            f"{env:<10}{epochs:>8}{f['train_and_report_s']:>10.0f}{f['best_val_accuracy']:>10.4f}"
-            f"{f['test_accuracy']:>10.4f}{(f'{tta:.4f}' if tta is not None else '-'):>10}"
+            f"{r['config']:<10}{r['epochs']:>8}{r['training_s']:>10.0f}"
+            f"{r['best_val_accuracy']:>10.4f}{r['test_accuracy']:>10.4f}"
+            f"{(f'{tta:.4f}' if tta is not None else '-'):>10}"
         )
+    return {"minutes": minutes, "params": extra, "rows": rows}
+
+
+def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    """Return the training speed of fast_cnn at each width spec, both precisions."""
+    ensure_arrays(env, extra)
+    x, y = load(env, extra, "x_train", "y_train")
+    rows = []
+    print(f"{'widths':<16}{'precision':>16}{'params':>12}{'train img/s':>14}")
+    for spec in specs:
+        widths = [int(w) for w in spec.split(",")]
+        for precision in ("float32", "mixed_bfloat16"):
+            change = {"model": {"precision": precision, "fast_cnn": {"widths": widths}}}
+            params = merged(extra, {"model_training": change})
+            rate, count = training_rate(training_params(env, params), x, y)
+            print(f"{spec:<16}{precision:>16}{count:>12,}{rate:>14,.0f}", flush=True)
+            rows.append(
+                {
+                    "widths": widths,
+                    "precision": precision,
+                    "parameters": count,
+                    "train_img_s": rate,
+                }
+            )
+    return {"env": env, "params": extra, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--env",
-        default="base",
-        help="configuration environment (base, notebook, smoke, gpu)",
-    )
-    parser.add_argument(
-        "--params", nargs="*", default=[], help="runtime parameters, key=value"
-    )
-    parser.add_argument(
-        "--compare", action="store_true", help="notebook vs default, same budget"
-    )
-    parser.add_argument(
-        "--minutes",
-        type=float,
-        default=10.0,
-        help="training budget per config in --compare",
-    )
-    parser.add_argument(
-        "--sweep",
-        nargs="+",
-        metavar="STEM/W1,W2,W3",
-        help="only measure fast_cnn training speed for these widths, e.g. 24/48,96,192",
-    )
-    parser.add_argument(
-        "--project",
-        type=Path,
-        default=PROJECT,
-        help="the Kedro project (default: this one)",
-    )
+    parser.add_argument("--env", default="base", help="base, notebook, smoke or gpu")
+    parser.add_argument("--params", nargs="*", default=[], help="key=value (YAML)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--seeds", type=int, help="run N times; mean and std")
+    mode.add_argument("--compare", action="store_true", help="notebook vs default")
+    mode.add_argument("--ablation", nargs="*", metavar="INGREDIENT", help="each off")
+    mode.add_argument("--sweep", nargs="+", metavar="W1,W2,W3", help="speed only")
+    parser.add_argument("--minutes", type=float, default=10.0, help="--compare budget")
+    parser.add_argument("--epochs", type=int, help="--ablation: epochs of each run")
+    parser.add_argument("--output", type=Path, help="JSON file for the figures")
+    parser.add_argument("--project", type=Path, default=PROJECT, help="Kedro project")
     args = parser.parse_args(argv)
     # Sessions use the working directory as the project, as `kedro run` does.
     os.chdir(args.project)
     extra = parse_params(args.params)
+    print(f"{machine()}", flush=True)
     if args.sweep:
-        sweep(args.env, args.sweep, extra)
-        return
-    if args.compare:
-        compare(args.minutes, extra)
-        return
-    print(
-        f"Keras {keras.__version__}, backend {keras.backend.backend()}, {os.cpu_count()} CPUs",
-        flush=True,
-    )
-    start = time.perf_counter()
-    figures = run_config(args.env, extra)
-    figures["wall_s"] = time.perf_counter() - start
-    print_figures(figures)
+        write(args.output, "sweep", sweep(args.env, args.sweep, extra))
+    elif args.compare:
+        write(args.output, "compare", compare(args.minutes, extra))
+    elif args.ablation is not None:
+        if args.epochs:
+            extra = merged(extra, {"model_training": {"fit": {"epochs": args.epochs}}})
+        unknown = set(args.ablation) - set(INGREDIENTS)
+        if unknown:
+            parser.error(
+                f"unknown ingredient(s) {sorted(unknown)}; expected {list(INGREDIENTS)}"
+            )
+        write(args.output, "ablation", ablation(args.env, extra, args.ablation or None))
+    elif args.seeds:
+        write(args.output, "seeds", seeds(args.env, extra, args.seeds))
+    else:
+        start = time.perf_counter()
+        figures = run_config(args.env, extra)
+        figures["wall_s"] = time.perf_counter() - start
+        print_figures(figures)
+        write(
+            args.output, "run", {"env": args.env, "params": extra, "figures": figures}
+        )
 
 
 if __name__ == "__main__":
