@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.pipelines.model_training.architectures import ARCHITECTURES
 from cifar10_kedro.pipelines.model_training.nodes import LOSSES, OPTIMIZERS
 
@@ -222,6 +223,8 @@ class Parameters(_Group):
     data_ingestion: DataIngestionParams
     model_training: ModelTrainingParams
     reporting: ReportingParams
+    # Models in their own modules; absent groups are checked when their pipeline runs.
+    inference: InferenceParams | None = None
 
 
 # --------------------------------------------------------------------------- errors

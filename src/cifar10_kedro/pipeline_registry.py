@@ -13,5 +13,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    # Run on demand only, with --pipeline: they use a trained model.
+    on_demand = {"inference", "export"}
+    pipelines["__default__"] = sum(
+        pipeline for name, pipeline in pipelines.items() if name not in on_demand
+    )
     return pipelines

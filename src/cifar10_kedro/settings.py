@@ -5,9 +5,11 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 # Instantiated project hooks.
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
 from cifar10_kedro.hooks import PreflightHooks  # noqa: E402
+from cifar10_kedro.model_version import TrainedModelVersionHook  # noqa: E402
 
-# Parameters (cifar10_kedro.params_schema) and loaded models are checked before a run.
-HOOKS = (PreflightHooks(),)
+# Parameters (cifar10_kedro.params_schema) and loaded models are checked before a run;
+# pipelines that read trained_model_version get the version trained_model loads.
+HOOKS = (PreflightHooks(), TrainedModelVersionHook())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

@@ -37,7 +37,8 @@ LAYERS = [
     "model_output",
     "reporting",
 ]
-PIPELINES = ["data_ingestion", "model_training", "reporting"]
+# inference runs on demand (not in __default__), but kedro viz shows it.
+PIPELINES = ["data_ingestion", "model_training", "reporting", "inference"]
 # Reporting outputs and the kedro-datasets preview each gets in the side panel.
 PREVIEWS = {
     "sample_grid": "ImagePreview",

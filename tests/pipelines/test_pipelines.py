@@ -93,6 +93,8 @@ def test_registry_lists_the_three_pipelines_and_default(tmp_path):
         "data_ingestion",
         "model_training",
         "reporting",
+        # Run on demand only, not part of __default__.
+        "inference",
     }
     default = {n.name for n in pipelines["__default__"].nodes}
     parts = set().union(

@@ -21,6 +21,7 @@ from typing import Any
 
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
+from kedro_datasets._typing import TablePreview
 
 from cifar10_kedro.preprocessing import IMAGE_SUFFIXES
 
@@ -240,14 +241,16 @@ class ImageSourceDataset(AbstractDataset[None, ImageLoaders]):
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "path_parameter": self._path_parameter}
 
-    def preview(self, nrows: int = 20) -> dict[str, Any]:
+    def preview(self, nrows: int = 20) -> TablePreview:
         """The first ``nrows`` image names, as a kedro-viz table."""
-        names = list(self.load())[:nrows]
-        return {
-            "index": list(range(len(names))),
-            "columns": ["file"],
-            "data": [[n] for n in names],
-        }
+        names = list(self.load())[:nrows] if self._exists() else []
+        return TablePreview(
+            {
+                "index": list(range(len(names))),
+                "columns": ["file"],
+                "data": [[name] for name in names],
+            }
+        )
 
 
 def _file_reader(fs: Any, path: str) -> Callable[[], bytes]:
