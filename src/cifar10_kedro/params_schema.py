@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from cifar10_kedro.pipelines.export.params import ExportParams
 from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.pipelines.model_training.architectures import ARCHITECTURES
 from cifar10_kedro.pipelines.model_training.nodes import LOSSES, OPTIMIZERS
@@ -225,6 +226,7 @@ class Parameters(_Group):
     reporting: ReportingParams
     # Models in their own modules; absent groups are checked when their pipeline runs.
     inference: InferenceParams | None = None
+    export: ExportParams | None = None
 
 
 # --------------------------------------------------------------------------- errors

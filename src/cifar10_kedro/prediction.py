@@ -86,4 +86,6 @@ def float32_inference_copy(model: keras.Model) -> keras.Sequential:
     )
     for source, target in zip(layers, copies, strict=True):
         target.set_weights(source.get_weights())
+    # Keras' exporters take only a model that has been called once.
+    copy(np.zeros((1, *shape), dtype="uint8"), training=False)
     return copy

@@ -37,8 +37,8 @@ LAYERS = [
     "model_output",
     "reporting",
 ]
-# inference runs on demand (not in __default__), but kedro viz shows it.
-PIPELINES = ["data_ingestion", "model_training", "reporting", "inference"]
+# inference and export run on demand (not in __default__), but kedro viz shows them.
+PIPELINES = ["data_ingestion", "model_training", "reporting", "inference", "export"]
 # Reporting outputs and the kedro-datasets preview each gets in the side panel.
 PREVIEWS = {
     "sample_grid": "ImagePreview",

@@ -95,6 +95,7 @@ def test_registry_lists_the_three_pipelines_and_default(tmp_path):
         "reporting",
         # Run on demand only, not part of __default__.
         "inference",
+        "export",
     }
     default = {n.name for n in pipelines["__default__"].nodes}
     parts = set().union(
