@@ -27,6 +27,7 @@ from cifar10_kedro.pipelines.export.params import ExportParams
 from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.pipelines.model_training.architectures import ARCHITECTURES
 from cifar10_kedro.pipelines.model_training.nodes import LOSSES, OPTIMIZERS
+from cifar10_kedro.serving.params import ServingParams
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -227,6 +228,7 @@ class Parameters(_Group):
     # Models in their own modules; absent groups are checked when their pipeline runs.
     inference: InferenceParams | None = None
     export: ExportParams | None = None
+    serving: ServingParams | None = None
 
 
 # --------------------------------------------------------------------------- errors
