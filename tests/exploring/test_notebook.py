@@ -12,8 +12,9 @@ from tests.conftest import PROJECT_ROOT
 from tests.exploring.conftest import TEST_OUTPUT
 
 NOTEBOOK = Path("notebooks") / "explore_results.ipynb"
-# The sample grid, the loss and accuracy curves, the confusion matrix, the predictions.
-FIGURES = 5
+# The sample grid, the loss and accuracy curves, the confusion matrix, the predictions,
+# and the prediction for "your own image".
+FIGURES = 6
 
 
 def test_notebook_is_committed_without_outputs():
