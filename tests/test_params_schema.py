@@ -135,7 +135,8 @@ CASES = {
         "reportng",
         {"batch_size": 10},
         "reportng: unknown parameter (a typo?); expected one of "
-        "['data_ingestion', 'model_training', 'reporting']",
+        "['data_ingestion', 'export', 'inference', 'model_training', 'reporting', "
+        "'serving']",
     ),
     "missing-key": (
         "model_training.loss",
