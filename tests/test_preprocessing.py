@@ -228,3 +228,42 @@ def test_prepare_many_keeps_order_and_returns_each_error_in_its_place():
 def test_halves_helper_is_what_the_exif_test_assumes():
     pixels = np.asarray(halves(48, 32, RED, BLUE))
     assert tuple(pixels[0, 0]) == RED and tuple(pixels[0, 47]) == BLUE
+
+
+def test_photos_are_decoded_on_threads_and_small_files_on_one():
+    import threading  # noqa: PLC0415
+
+    rng = np.random.default_rng(2)
+    photos = [
+        encoded(
+            Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)), "JPEG"
+        )
+        for _ in range(24)
+    ]
+    small = [encoded(Image.new("RGB", (32, 32)), "PNG")] * 24
+    assert min(len(p) for p in photos) > 8192 > max(len(s) for s in small)
+
+    def recording(payloads, threads):
+        def loader(data):
+            def load() -> bytes:
+                threads.add(threading.current_thread().name)
+                return data
+
+            return load
+
+        return [loader(d) for d in payloads]
+
+    for payloads, threaded in ((photos, True), (small, False)):
+        threads: set[str] = set()
+        results = prepare_many(
+            recording(payloads, threads), resize="crop", max_pixels=LIMIT, workers=2
+        )
+        serial = prepare_many(
+            [lambda d=d: d for d in payloads],
+            resize="crop",
+            max_pixels=LIMIT,
+            workers=1,
+        )
+        for a, b in zip(results, serial, strict=True):
+            np.testing.assert_array_equal(a.pixels, b.pixels)
+        assert (threads != {threading.current_thread().name}) is threaded

@@ -60,6 +60,9 @@ BACKGROUND = (255, 255, 255)
 PAD_FILL = (128, 128, 128)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _ORIENTATION = 0x0112  # the EXIF orientation tag
+# Files below this size (median of the first _SAMPLE) are decoded on one thread.
+SMALL_FILE = 8192
+_SAMPLE = 16
 
 
 class ImageError(ValueError):
@@ -259,6 +262,22 @@ def prepare_image(
     )
 
 
+def _read(load: Callable[[], bytes]) -> bytes | OSError:
+    try:
+        return load()
+    except OSError as exc:
+        return exc
+
+
+def _replay(read: bytes | OSError) -> Callable[[], bytes]:
+    def load() -> bytes:
+        if isinstance(read, OSError):
+            raise read
+        return read
+
+    return load
+
+
 def prepare_many(
     loaders: Sequence[Callable[[], bytes]],
     *,
@@ -266,11 +285,14 @@ def prepare_many(
     max_pixels: int,
     workers: int | None = None,
 ) -> list[PreparedImage | ImageError | OSError]:
-    """Read and prepare each image on a thread pool; return results in order.
+    """Read and prepare each image, on one thread per core (``workers``) for all but
+    small files; return the results in order.
 
     An image that cannot be read or prepared gives its exception in its place, so one
-    bad file never stops the others. Pillow releases the GIL while it decodes, so the
-    threads use every core (``workers``: default, the machine's cores).
+    bad file never stops the others. Pillow releases the GIL while it decodes and
+    resizes, so photos use every core; a small file (a 32x32 JPEG) costs mostly
+    Python's own per-file work, which threads cannot share, so when the first files
+    are small (median under ``SMALL_FILE`` bytes) one thread does them all.
     """
 
     def one(load: Callable[[], bytes]) -> PreparedImage | ImageError | OSError:
@@ -280,7 +302,11 @@ def prepare_many(
             return exc
 
     workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(loaders) < 2:  # noqa: PLR2004
-        return [one(load) for load in loaders]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, loaders))
+    if workers > 1 and len(loaders) > 1:
+        first = [_read(load) for load in loaders[:_SAMPLE]]
+        sizes = sorted(len(b) for b in first if isinstance(b, bytes))
+        loaders = [*(_replay(b) for b in first), *loaders[_SAMPLE:]]
+        if sizes and sizes[len(sizes) // 2] >= SMALL_FILE:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(one, loaders))
+    return [one(load) for load in loaders]
