@@ -14,8 +14,9 @@ writes to ``--output`` (JSON):
 * end to end: ``kedro run --pipeline inference`` on the folder through a KedroSession
   (listing, reading, decoding and resizing, prediction, the CSV, the contact sheet and
   the summary; model loading included, Python start-up not), in images/s;
-* listing, and reading + decoding + resizing with one thread and with one per core,
-  for the test files and for camera-sized JPEGs (1024x768, made from test images);
+* listing, and reading + decoding + resizing with ``workers`` 1 and the default (one
+  thread per core, but one thread for small files such as 32x32 JPEGs), for the test
+  files and for camera-sized JPEGs (1024x768, made from test images);
 * prediction alone (batch 1000) with the model as trained (mixed bfloat16 where the
   training machine chose it), its float32 inference copy, the ONNX graph under
   onnxruntime and the TensorFlow SavedModel.
@@ -172,7 +173,7 @@ def photo_rates(pixels: np.ndarray, inference: Any) -> dict[str, Any]:
         big.save(buffer, "JPEG", quality=90)
         photos.append(buffer.getvalue())
     rates: dict[str, Any] = {"size": "1024x768", "count": len(photos)}
-    for label, workers in (("1_thread", 1), (f"{os.cpu_count()}_threads", None)):
+    for label, workers in (("workers_1", 1), ("workers_default", None)):
         seconds, _ = timed(
             lambda w=workers: prepare_many(
                 [lambda d=d: d for d in photos],
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
     results: dict[str, Any] = {
         "command": "python benchmarks/inference_benchmark.py "
         + " ".join(argv or sys.argv[1:]),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
     }
     with tempfile.TemporaryDirectory(prefix="inference_benchmark_") as tmp_name:
@@ -228,6 +230,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
         from cifar10_kedro.datasets.image_source_dataset import (  # noqa: PLC0415
             ImageSourceDataset,
         )
+        from cifar10_kedro.model_version import resolve_model_version  # noqa: PLC0415
         from cifar10_kedro.pipelines.inference.params import (  # noqa: PLC0415
             InferenceParams,
         )
@@ -244,9 +247,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
             if isinstance(inference, dict):  # not yet validated into its model
                 inference = InferenceParams.model_validate(inference)
             model = context.catalog.load("trained_model")
+            results["model_version"] = resolve_model_version(context.catalog)
 
         decoded = {}
-        for label, workers in (("1_thread", 1), (f"{os.cpu_count()}_threads", None)):
+        for label, workers in (("workers_1", 1), ("workers_default", None)):
             seconds, prepared = timed(
                 lambda w=workers: prepare_many(
                     list(loaders.values()),
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
     for label, value in decoded.items():
         print(f"read_decode_resize_img_s[{label}]: {value:,.0f}")
     photos = results["photos_decode_resize_img_s"]
-    for label in (k for k in photos if k.endswith("thread") or k.endswith("threads")):
+    for label in (k for k in photos if k.startswith("workers")):
         print(f"photos_1024x768_decode_resize_img_s[{label}]: {photos[label]:,.0f}")
     for name, value in predict.items():
         print(f"predict_img_s[{name}]: {value:,.0f}")

@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "command": "python benchmarks/service_benchmark.py "
         + " ".join(argv or sys.argv[1:]),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
     }
     with tempfile.TemporaryDirectory(prefix="service_benchmark_") as tmp:
