@@ -8,17 +8,32 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from tests.conftest import PROJECT_ROOT
 from tests.pipelines.test_pipelines import make_project_copy
 
 ENV = "smoke"
+
+
 # The whole test set (10,000 images) for the equality checks; no test-time
 # augmentation, which only reporting's TTA metric uses and costs 10 passes.
+def _no_tta() -> dict:
+    # Reporting's test-time augmentation off, in either layout of its parameters
+    # (flat tta_flip/tta_translate, or a tta group with flip/translate).
+    reporting = yaml.safe_load(
+        (PROJECT_ROOT / "conf/base/parameters_reporting.yml").read_text()
+    )["reporting"]
+    if "tta" in reporting:
+        return {"tta": {"flip": False, "translate": 0}}
+    return {"tta_flip": False, "tta_translate": 0}
+
+
 FULL_TEST_SET = {
     "data_ingestion": {"test_per_class": None},
-    "reporting": {"tta_flip": False, "tta_translate": 0},
+    "reporting": _no_tta(),
 }
 
 
