@@ -24,6 +24,8 @@ from kedro.validation.type_extractor import TypeExtractor
 from cifar10_kedro.params_base import InvalidParametersError
 from cifar10_kedro.params_schema import Parameters, validate_parameters
 from cifar10_kedro.pipelines.data_ingestion.params import DataIngestionParams
+from cifar10_kedro.pipelines.export.params import ExportParams
+from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.pipelines.model_training.architectures import ARCHITECTURES
 from cifar10_kedro.pipelines.model_training.optimizers import OPTIMIZERS
 from cifar10_kedro.pipelines.model_training.params import (
@@ -59,6 +61,8 @@ TYPED_GROUPS = {
     "notebook.model_training.compile": CompileParams,
     "notebook.model_training.fit": FitParams,
     "notebook.reporting": ReportingParams,
+    "inference": InferenceParams,
+    "export": ExportParams,
 }
 
 
@@ -320,7 +324,7 @@ CASES = {
         {"model_trainng": {"seed": 1}},
         "model_trainng",
         "unknown parameter (a typo?); expected one of "
-        "['data_ingestion', 'model_training', 'notebook', 'reporting']",
+        "['data_ingestion', 'export', 'inference', 'model_training', 'notebook', 'reporting', 'serving']",
     ),
     "missing-key": (
         {f"{COMPILE}.loss": ...},

@@ -15,8 +15,11 @@ from pydantic import ValidationError
 
 from cifar10_kedro.params_base import InvalidParametersError, Params, describe_errors
 from cifar10_kedro.pipelines.data_ingestion.params import DataIngestionParams
+from cifar10_kedro.pipelines.export.params import ExportParams
+from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
 from cifar10_kedro.pipelines.reporting.params import ReportingParams
+from cifar10_kedro.serving.params import ServingParams
 
 
 class VariantParams(Params):
@@ -24,6 +27,10 @@ class VariantParams(Params):
 
     model_training: ModelTrainingParams
     reporting: ReportingParams
+    # Models in their own modules; absent groups are checked when their pipeline runs.
+    inference: InferenceParams | None = None
+    export: ExportParams | None = None
+    serving: ServingParams | None = None
 
 
 class Parameters(Params):
@@ -32,6 +39,10 @@ class Parameters(Params):
     reporting: ReportingParams
     # The notebook's configuration, as the `notebook` variant of the compare pipeline.
     notebook: VariantParams
+    # Using the trained model: the inference and export pipelines, `kedro serve`.
+    inference: InferenceParams | None = None
+    export: ExportParams | None = None
+    serving: ServingParams | None = None
 
 
 def validate_parameters(parameters: dict[str, Any]) -> Parameters:

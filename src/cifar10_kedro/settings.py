@@ -5,10 +5,12 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 # Instantiated project hooks.
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
 from cifar10_kedro.hooks import PreflightHooks, TrainingCheckpointHooks  # noqa: E402
+from cifar10_kedro.model_version import TrainedModelVersionHook  # noqa: E402
 
 # Parameters and loaded models are checked before a run; a finished training's resume
-# checkpoint is deleted once its outputs are saved.
-HOOKS = (PreflightHooks(), TrainingCheckpointHooks())
+# checkpoint is deleted once its outputs are saved; pipelines that read
+# trained_model_version get the version trained_model loads.
+HOOKS = (PreflightHooks(), TrainingCheckpointHooks(), TrainedModelVersionHook())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

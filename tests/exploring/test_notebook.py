@@ -13,8 +13,8 @@ from tests.exploring.conftest import TEST_OUTPUT
 
 NOTEBOOK = Path("notebooks") / "explore_results.ipynb"
 # The sample grid, the loss and accuracy curves, the confusion matrix, the predictions,
-# the reliability diagram.
-FIGURES = 6
+# the reliability diagram, and the prediction for "your own image".
+FIGURES = 7
 
 
 def test_notebook_is_committed_without_outputs():

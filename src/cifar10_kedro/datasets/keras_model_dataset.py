@@ -237,8 +237,13 @@ def _code_needed(config: Any) -> str | None:
     if isinstance(name, str) and "module" in config:
         module = config.get("module") or ""
         registered = config.get("registered_name")
-        known = module == "keras" or module.startswith("keras.") or (
-            registered and keras.saving.get_registered_object(registered) is not None
+        known = (
+            module == "keras"
+            or module.startswith("keras.")
+            or (
+                registered
+                and keras.saving.get_registered_object(registered) is not None
+            )
         )
         if not known:
             return f"the custom class '{registered or name}'"

@@ -1,0 +1,301 @@
+"""Batch inference speed: the inference pipeline end to end on a folder of JPEG files,
+and each stage and prediction engine alone, in one run.
+
+Usage (from the project root, after a training run of the environment, e.g.
+``kedro run --env smoke``; the smoke model has the default architecture)::
+
+    python benchmarks/inference_benchmark.py --env smoke
+    python benchmarks/inference_benchmark.py --env smoke --images 2000 --folder PATH
+
+Without ``--folder`` it writes the first ``--images`` CIFAR-10 test images (JPEG, from
+the archive that CIFAR10_RAW_PATH names) as files into a temporary folder. It prints and
+writes to ``--output`` (JSON):
+
+* end to end: ``kedro run --pipeline inference`` on the folder through a KedroSession
+  (listing, reading, decoding and resizing, prediction, the CSV, the contact sheet and
+  the summary; model loading included, Python start-up not), in images/s;
+* listing, and reading + decoding + resizing with ``workers`` 1 and the default (one
+  thread per core, but one thread for small files such as 32x32 JPEGs), for the test
+  files and for camera-sized JPEGs (1024x768, made from test images);
+* prediction alone (batch 1000) with the model as trained (mixed bfloat16 where the
+  training machine chose it), its float32 inference copy, the ONNX graph under
+  onnxruntime and the TensorFlow SavedModel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from kedro.framework.session import KedroSession  # noqa: E402
+from kedro.framework.startup import bootstrap_project  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parents[1]
+BATCH = 1000
+PHOTOS = 300
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and how busy it was."""
+    flags = ""
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        text = cpuinfo.read_text()
+        flags = next(
+            (line for line in text.splitlines() if line.startswith("flags")), ""
+        )
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in text.splitlines()
+                if line.startswith("model name")
+            ),
+            model,
+        )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+        "load_average_1_5_15": list(os.getloadavg())
+        if hasattr(os, "getloadavg")
+        else None,
+        "python": platform.python_version(),
+    }
+
+
+def write_test_images(archive: Path, folder: Path, count: int) -> int:
+    """Write the first ``count`` test JPEGs of the CIFAR-10 image-tree archive."""
+    written = 0
+    with tarfile.open(archive) as tarred:
+        for member in tarred:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 3 or parts[-3] != "test":  # noqa: PLR2004
+                continue
+            target = folder / parts[-2] / parts[-1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tarred.extractfile(member).read())
+            written += 1
+            if written == count:
+                break
+    return written
+
+
+def session(env: str | None, params: dict[str, Any] | None = None) -> KedroSession:
+    bootstrap_project(Path.cwd())
+    return KedroSession.create(project_path=Path.cwd(), env=env, runtime_params=params)
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1)
+
+
+def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Predict functions (batch 1000) of the trained model and of each export."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    from cifar10_kedro.datasets.export_datasets import (  # noqa: PLC0415
+        OnnxModelDataset,
+        SavedModelDataset,
+    )
+    from cifar10_kedro.model_card import model_precision  # noqa: PLC0415
+    from cifar10_kedro.prediction import (  # noqa: PLC0415
+        float32_inference_copy,
+        predict_probabilities,
+    )
+
+    copy = float32_inference_copy(model)
+    onnx_dataset = OnnxModelDataset(filepath=str(tmp / "model.onnx"))
+    onnx_dataset.save(copy)
+    onnx = ort.InferenceSession(
+        str(tmp / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+
+    def run_onnx(x: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                onnx.run(None, {"image": x[i : i + BATCH]})[0]
+                for i in range(0, len(x), BATCH)
+            ]
+        )
+
+    found = {
+        f"keras_as_trained_{model_precision(model)}": lambda x: predict_probabilities(
+            model, x, BATCH
+        ),
+        "keras_float32_copy": lambda x: predict_probabilities(copy, x, BATCH),
+        "onnxruntime_float32": run_onnx,
+    }
+    if _has_tensorflow():
+        saved = SavedModelDataset(filepath=str(tmp / "saved_model"))
+        saved.save(copy)
+        restored = saved.load()
+        found["tf_saved_model_float32"] = lambda x: np.concatenate(
+            [
+                np.asarray(restored.serve(x[i : i + BATCH]))
+                for i in range(0, len(x), BATCH)
+            ]
+        )
+    return found
+
+
+def photo_rates(pixels: np.ndarray, inference: Any) -> dict[str, Any]:
+    """Decoding and resizing of camera-sized JPEGs (1024x768), where decoding, not
+    Python, dominates: one thread against one per core."""
+    import io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    from cifar10_kedro.preprocessing import prepare_many  # noqa: PLC0415
+
+    photos = []
+    for image in pixels[:PHOTOS]:
+        buffer = io.BytesIO()
+        big = Image.fromarray(image).resize((1024, 768), Image.Resampling.BICUBIC)
+        big.save(buffer, "JPEG", quality=90)
+        photos.append(buffer.getvalue())
+    rates: dict[str, Any] = {"size": "1024x768", "count": len(photos)}
+    for label, workers in (("workers_1", 1), ("workers_default", None)):
+        seconds, _ = timed(
+            lambda w=workers: prepare_many(
+                [lambda d=d: d for d in photos],
+                resize=inference.resize,
+                max_pixels=inference.max_pixels,
+                workers=w,
+            )
+        )
+        rates[label] = rate(len(photos), seconds)
+    return rates
+
+
+def _has_tensorflow() -> bool:
+    from importlib.util import find_spec  # noqa: PLC0415
+
+    return find_spec("tensorflow") is not None
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--env", default=None, help="configuration environment (default: base)"
+    )
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument(
+        "--folder", type=Path, help="images to use instead of the test set"
+    )
+    parser.add_argument("--project", type=Path, default=Path.cwd())
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=PROJECT / "benchmarks" / "results" / "inference.json",
+    )
+    args = parser.parse_args(argv)
+    os.chdir(args.project)
+    results: dict[str, Any] = {
+        "command": "python benchmarks/inference_benchmark.py "
+        + " ".join(argv or sys.argv[1:]),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+    }
+    with tempfile.TemporaryDirectory(prefix="inference_benchmark_") as tmp_name:
+        tmp = Path(tmp_name)
+        folder = args.folder
+        if folder is None:
+            archive = Path(os.environ.get("CIFAR10_RAW_PATH", ""))
+            if not archive.is_file():
+                parser.error(
+                    "set CIFAR10_RAW_PATH to the CIFAR-10 JPEG archive, or give --folder"
+                )
+            folder = tmp / "images"
+            write_test_images(archive, folder, args.images)
+
+        from cifar10_kedro.datasets.image_source_dataset import (  # noqa: PLC0415
+            ImageSourceDataset,
+        )
+        from cifar10_kedro.model_version import resolve_model_version  # noqa: PLC0415
+        from cifar10_kedro.pipelines.inference.params import (  # noqa: PLC0415
+            InferenceParams,
+        )
+        from cifar10_kedro.preprocessing import prepare_many  # noqa: PLC0415
+
+        seconds, loaders = timed(ImageSourceDataset(path=str(folder)).load)
+        count = len(loaders)
+        results["images"] = count
+        results["listing_img_s"] = rate(count, seconds)
+
+        with session(args.env) as s:
+            context = s.load_context()
+            inference = context.params["inference"]
+            if isinstance(inference, dict):  # not yet validated into its model
+                inference = InferenceParams.model_validate(inference)
+            model = context.catalog.load("trained_model")
+            results["model_version"] = resolve_model_version(context.catalog)
+
+        decoded = {}
+        for label, workers in (("workers_1", 1), ("workers_default", None)):
+            seconds, prepared = timed(
+                lambda w=workers: prepare_many(
+                    list(loaders.values()),
+                    resize=inference.resize,
+                    max_pixels=inference.max_pixels,
+                    workers=w,
+                )
+            )
+            decoded[label] = rate(count, seconds)
+        results["read_decode_resize_img_s"] = decoded
+        pixels = np.stack([p.pixels for p in prepared])
+        results["photos_decode_resize_img_s"] = photo_rates(pixels, inference)
+
+        predict = {}
+        for name, function in engines(model, tmp).items():
+            function(pixels[:BATCH])  # warm-up: tracing, allocation
+            seconds, _ = timed(lambda f=function: f(pixels))
+            predict[name] = rate(count, seconds)
+        results["predict_img_s_batch_1000"] = predict
+
+        params = {"inference": {"input_path": str(folder)}}
+        with session(args.env, params) as s:
+            seconds, _ = timed(lambda: s.run(pipeline_names=["inference"]))
+        results["end_to_end_s"] = round(seconds, 2)
+        results["end_to_end_img_s"] = rate(count, seconds)
+
+    results["machine"]["load_average_after"] = list(os.getloadavg())
+    print(f"images: {count}")
+    print(
+        f"end_to_end_img_s: {results['end_to_end_img_s']:,.0f} ({results['end_to_end_s']} s)"
+    )
+    print(f"listing_img_s: {results['listing_img_s']:,.0f}")
+    for label, value in decoded.items():
+        print(f"read_decode_resize_img_s[{label}]: {value:,.0f}")
+    photos = results["photos_decode_resize_img_s"]
+    for label in (k for k in photos if k.startswith("workers")):
+        print(f"photos_1024x768_decode_resize_img_s[{label}]: {photos[label]:,.0f}")
+    for name, value in predict.items():
+        print(f"predict_img_s[{name}]: {value:,.0f}")
+    print(f"machine: {json.dumps(results['machine'])}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written: {args.output}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Nodes that export the trained model and check every export on the test set."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import keras
+import numpy as np
+
+from cifar10_kedro.model_card import build_model_card, model_precision
+from cifar10_kedro.pipelines.inference.params import InferenceParams
+from cifar10_kedro.prediction import float32_inference_copy, predict_probabilities
+
+from .params import ExportParams
+
+logger = logging.getLogger(__name__)
+
+
+class ExportMismatchError(ValueError):
+    """An exported graph does not compute what the Keras model it came from does."""
+
+
+def make_inference_model(model: keras.Model) -> keras.Model:
+    """Return the float32 inference copy of ``model``: no augmentation block, every
+    layer float32, the trained weights (see ``prediction.float32_inference_copy``)."""
+    copy = float32_inference_copy(model)
+    logger.info(
+        "Inference copy of '%s' (trained in %s): %d layers in float32.",
+        model.name,
+        model_precision(model),
+        len(copy.layers),
+    )
+    return copy
+
+
+def export_formats(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Return ``model`` for ONNX and for the SavedModel: their datasets write it."""
+    return model, model
+
+
+def export_onnx(model: keras.Model) -> keras.Model:
+    """Return ``model`` for ONNX alone (no TensorFlow): its dataset writes it."""
+    return model
+
+
+def _onnx_probabilities(proto: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    import onnxruntime as ort  # noqa: PLC0415 - only this node runs ONNX
+
+    session = ort.InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    return np.concatenate(
+        [
+            session.run(None, {name: images[i : i + batch_size]})[0]
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def _saved_model_probabilities(
+    restored: Any, images: np.ndarray, batch_size: int
+) -> np.ndarray:
+    return np.concatenate(
+        [
+            np.asarray(restored.serve(images[i : i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    return {
+        "argmax_agreement": float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))),
+        "max_probability_difference": float(np.abs(a - b).max()),
+    }
+
+
+def evaluate_exports(
+    trained_model: keras.Model,
+    inference_model: keras.Model,
+    onnx_model: Any,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    params: ExportParams,
+    saved_model: Any = None,
+) -> dict[str, Any]:
+    """Return the test accuracy of the model as trained, its float32 copy and every
+    exported graph (read back from its file), and how far each export is from the
+    float32 copy.
+
+    Raises ``ExportMismatchError`` when an export's argmax agrees with the float32
+    copy on fewer than ``params.min_argmax_agreement`` of the test images or a
+    probability differs by more than ``params.max_probability_difference``.
+    """
+    batch = params.batch_size
+    labels = np.asarray(y_test).astype(int)
+    trained = predict_probabilities(trained_model, x_test, batch)
+    copy = predict_probabilities(inference_model, x_test, batch)
+    engines = {"onnx": _onnx_probabilities(onnx_model, x_test, batch)}
+    if saved_model is not None:
+        engines["saved_model"] = _saved_model_probabilities(saved_model, x_test, batch)
+
+    metrics: dict[str, Any] = {
+        "num_test_images": len(labels),
+        "accuracy": {
+            "trained_model": _accuracy(trained, labels),
+            "float32_copy": _accuracy(copy, labels),
+            **{name: _accuracy(p, labels) for name, p in engines.items()},
+        },
+        "float32_copy_vs_trained_model": _agreement(copy, trained),
+    }
+    problems = []
+    for name, probabilities in engines.items():
+        check = _agreement(probabilities, copy)
+        metrics[f"{name}_vs_float32_copy"] = check
+        if (
+            check["argmax_agreement"] < params.min_argmax_agreement
+            or check["max_probability_difference"] > params.max_probability_difference
+        ):
+            problems.append(
+                f"{name}: argmax agreement {check['argmax_agreement']:.4%} (at least "
+                f"{params.min_argmax_agreement:.2%} expected), largest probability "
+                f"difference {check['max_probability_difference']:.2e} (at most "
+                f"{params.max_probability_difference:.0e} expected)"
+            )
+    difference = 100 * (
+        metrics["accuracy"]["onnx"] - metrics["accuracy"]["trained_model"]
+    )
+    metrics["onnx_minus_trained_accuracy_points"] = difference
+    logger.info(
+        "Test accuracy on %d images: trained model %.4f, float32 copy %.4f, %s.",
+        len(labels),
+        metrics["accuracy"]["trained_model"],
+        metrics["accuracy"]["float32_copy"],
+        ", ".join(f"{n} {metrics['accuracy'][n]:.4f}" for n in engines),
+    )
+    if problems:
+        raise ExportMismatchError(
+            "The exported model does not compute what its float32 Keras copy does on "
+            "the test set; no model card was written:\n  - " + "\n  - ".join(problems)
+        )
+    if abs(difference) > params.max_accuracy_difference_points:
+        logger.warning(
+            "ONNX test accuracy differs from the trained model's by %.2f points "
+            "(more than export.max_accuracy_difference_points=%s): the trained model "
+            "computes in %s, the export in float32.",
+            difference,
+            params.max_accuracy_difference_points,
+            model_precision(trained_model),
+        )
+    return metrics
+
+
+def _onnx_spec(proto: Any) -> dict[str, Any]:
+    def names(values: Any) -> list[str]:
+        return [v.name for v in values]
+
+    return {
+        "file": "model.onnx",
+        "input": names(proto.graph.input),
+        "output": names(proto.graph.output),
+        "opset": {o.domain or "ai.onnx": o.version for o in proto.opset_import},
+        "precision": "float32",
+        "producer": f"{proto.producer_name} {proto.producer_version}".replace(
+            " None", ""
+        ).strip(),
+    }
+
+
+def make_model_card(
+    trained_model: keras.Model,
+    class_names: list[str],
+    model_version: str,
+    training_config: dict[str, Any],
+    inference_params: InferenceParams,
+    export_metrics: dict[str, Any],
+    onnx_model: Any,
+) -> dict[str, Any]:
+    """Return the model card of the export: classes, input and output, preprocessing,
+    the training's fingerprint, the model version and the test metrics."""
+    exports = {"onnx": _onnx_spec(onnx_model)}
+    if "saved_model" in export_metrics["accuracy"]:
+        exports["saved_model"] = {
+            "folder": "saved_model",
+            "endpoint": "serve",
+            "signature": "serving_default",
+            "precision": "float32",
+        }
+    return build_model_card(
+        model=trained_model,
+        class_names=class_names,
+        model_version=model_version,
+        training_config=training_config,
+        resize=inference_params.resize,
+        max_pixels=inference_params.max_pixels,
+        test_metrics=export_metrics,
+        exports=exports,
+    )

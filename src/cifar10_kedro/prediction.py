@@ -1,0 +1,91 @@
+"""Predictions of a trained model, shared by the inference pipeline, the export
+pipeline, the HTTP service and the notebook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+# The layer names that architectures.assemble gives every model.
+AUGMENTATION_LAYER = "augmentation"
+INPUT_NAME = "image"
+
+
+def check_model(model: keras.Model, class_names: list[str]) -> None:
+    """Raise ValueError unless ``model`` takes (N, 32, 32, 3) images and predicts one
+    probability per class of ``class_names``."""
+    shape = tuple(model.input_shape[1:])
+    if shape != (32, 32, 3):
+        raise ValueError(
+            f"trained_model takes images of shape {shape}; expected (32, 32, 3) "
+            "uint8, as this project's training writes."
+        )
+    if model.output_shape[-1] != len(class_names):
+        raise ValueError(
+            f"trained_model predicts {model.output_shape[-1]} classes but class_names "
+            f"has {len(class_names)}; expected the same number."
+        )
+
+
+def predict_probabilities(
+    model: keras.Model, images: np.ndarray, batch_size: int = 1000
+) -> np.ndarray:
+    """Return the class probabilities (N, classes) float32 of uint8 ``images``.
+
+    The same call as reporting's plain predictions, so that the two agree exactly.
+    """
+    if len(images) == 0:
+        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))
+
+
+def top_classes(
+    probabilities: np.ndarray, class_names: list[str], k: int
+) -> list[list[tuple[str, float]]]:
+    """Return, for each row, the ``k`` most probable (class, probability), best first.
+
+    Ties keep the official class order (a stable sort).
+    """
+    k = min(k, probabilities.shape[1])
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [
+        [(class_names[j], float(row[j])) for j in best]
+        for row, best in zip(probabilities, order, strict=True)
+    ]
+
+
+def _float32_config(config: dict[str, Any]) -> dict[str, Any]:
+    config = dict(config)
+    config["dtype"] = "float32"
+    return config
+
+
+def float32_inference_copy(model: keras.Model) -> keras.Sequential:
+    """Return the model's inference path in float32: every layer but the augmentation
+    block, rebuilt with the float32 dtype policy, with the trained weights copied.
+
+    The augmentation layers do nothing at inference, but exporters that trace the
+    graph keep their random ops (which onnxruntime cannot run). A model trained in
+    mixed precision keeps float32 weights, so the copy's weights are exact; only
+    the arithmetic differs. The input stays uint8 (N, 32, 32, 3) named "image".
+    """
+    if not isinstance(model, keras.Sequential):
+        raise TypeError(
+            f"Expected the keras.Sequential that training writes; got {type(model).__name__}."
+        )
+    shape = tuple(model.input_shape[1:])
+    layers = [layer for layer in model.layers if layer.name != AUGMENTATION_LAYER]
+    copies = [
+        type(layer).from_config(_float32_config(layer.get_config())) for layer in layers
+    ]
+    copy = keras.Sequential(
+        [keras.Input(shape, dtype="uint8", name=INPUT_NAME), *copies],
+        name=f"{model.name}_float32",
+    )
+    for source, target in zip(layers, copies, strict=True):
+        target.set_weights(source.get_weights())
+    # Keras' exporters take only a model that has been called once.
+    copy(np.zeros((1, *shape), dtype="uint8"), training=False)
+    return copy

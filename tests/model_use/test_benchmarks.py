@@ -1,0 +1,92 @@
+"""The inference and service benchmarks run and write every figure (tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run(script: str, project, archive, *args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / script), *args],
+        cwd=project,
+        env={
+            **os.environ,
+            "CIFAR10_RAW_PATH": str(archive),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, (
+        completed.stdout[-3000:] + completed.stderr[-3000:]
+    )
+    return completed.stdout
+
+
+def test_inference_benchmark(trained_project, shared_jpeg_archive, tmp_path):
+    output = tmp_path / "inference.json"
+    out = run(
+        "inference_benchmark.py",
+        trained_project,
+        shared_jpeg_archive,
+        "--env",
+        "smoke",
+        "--images",
+        "300",
+        "--project",
+        str(trained_project),
+        "--output",
+        str(output),
+    )
+    figures = json.loads(output.read_text())
+    assert figures["images"] == 300
+    assert figures["end_to_end_img_s"] > 0 and "end_to_end_img_s" in out
+    assert all(v > 0 for v in figures["read_decode_resize_img_s"].values())
+    assert set(figures["predict_img_s_batch_1000"]) == {
+        "keras_as_trained_float32",
+        "keras_float32_copy",
+        "onnxruntime_float32",
+        "tf_saved_model_float32",
+    } or any(
+        k.startswith("keras_as_trained_mixed")
+        for k in figures["predict_img_s_batch_1000"]
+    )
+    assert figures["machine"]["cores"] == os.cpu_count()
+
+
+def test_service_benchmark(trained_project, shared_jpeg_archive, tmp_path):
+    output = tmp_path / "service.json"
+    out = run(
+        "service_benchmark.py",
+        trained_project,
+        shared_jpeg_archive,
+        "--env",
+        "smoke",
+        "--requests",
+        "30",
+        "--seconds",
+        "3",
+        "--clients",
+        "2",
+        "--batch",
+        "8",
+        "--project",
+        str(trained_project),
+        "--output",
+        str(output),
+    )
+    figures = json.loads(output.read_text())
+    assert figures["one_image_latency"]["p50_ms"] > 0 and "p99_ms" in out
+    assert figures["concurrent_batches"]["images"] > 0
+    assert figures["concurrent_batches"]["img_s"] > 0

@@ -1,0 +1,124 @@
+"""`kedro run --pipeline export` on a trained project, checked against Keras on the
+whole test set (10,000 images) with real onnxruntime and TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import keras
+import numpy as np
+import onnxruntime as ort
+import pytest
+import tensorflow as tf
+
+from cifar10_kedro.prediction import float32_inference_copy
+from tests.conftest import OFFICIAL_CLASS_NAMES
+from tests.model_use.conftest import run_project
+from tests.pipelines.test_pipelines import latest, snapshot, versions
+
+pytestmark = pytest.mark.slow
+
+EXPORTS = "06_models/exports"
+
+
+@pytest.fixture(scope="module")
+def exported(trained_project) -> Path:
+    root = trained_project / "data" / "smoke"
+    before = snapshot(root)
+    run_project(trained_project, pipeline_names=["export"])
+    after = snapshot(root)
+    # Only new files, all under the exports folder; nothing earlier touched.
+    assert {k: after[k] for k in before} == before
+    assert all(k.startswith(EXPORTS) for k in after.keys() - before.keys())
+    return root
+
+
+def test_one_version_of_each_export(exported):
+    names = ["model.onnx", "saved_model", "model_card.json"]
+    found = {name: versions(exported, f"{EXPORTS}/{name}") for name in names}
+    assert all(len(v) == 1 for v in found.values()), found
+    assert len({v[0] for v in found.values()}) == 1  # one run, one version
+    assert latest(exported, f"{EXPORTS}/model.onnx").is_file()
+    assert (latest(exported, f"{EXPORTS}/saved_model") / "saved_model.pb").is_file()
+
+
+def load_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(root / "05_model_input/x_test.pkl", "rb") as f:
+        x_test = pickle.load(f)
+    with open(root / "05_model_input/y_test.pkl", "rb") as f:
+        y_test = pickle.load(f)
+    return x_test, np.asarray(y_test)
+
+
+def test_onnx_matches_the_float32_keras_copy_on_the_test_set(exported):
+    x_test, y_test = load_test_set(exported)
+    assert len(x_test) == 10_000
+    model = keras.saving.load_model(
+        latest(exported, "06_models/model.keras"), compile=False, safe_mode=True
+    )
+    copy = float32_inference_copy(model)
+    expected = copy.predict(x_test, batch_size=1000, verbose=0)
+
+    session = ort.InferenceSession(
+        str(latest(exported, f"{EXPORTS}/model.onnx")),
+        providers=["CPUExecutionProvider"],
+    )
+    (image,) = session.get_inputs()
+    assert (image.name, image.type, image.shape) == (
+        "image",
+        "tensor(uint8)",
+        ["batch", 32, 32, 3],
+    )
+    assert session.get_outputs()[0].type == "tensor(float)"
+    onnx = np.concatenate(
+        [
+            session.run(None, {"image": x_test[i : i + 1000]})[0]
+            for i in range(0, 10_000, 1000)
+        ]
+    )
+    agreement = np.mean(onnx.argmax(axis=1) == expected.argmax(axis=1))
+    assert agreement >= 0.999
+    assert np.abs(onnx - expected).max() < 1e-3
+    np.testing.assert_allclose(onnx.sum(axis=1), 1.0, atol=1e-5)
+
+    restored = tf.saved_model.load(str(latest(exported, f"{EXPORTS}/saved_model")))
+    saved = np.asarray(restored.serve(x_test[:1000]))
+    assert np.abs(saved - expected[:1000]).max() < 1e-3
+
+    # The trained model and its ONNX export: test accuracy within 0.3 points.
+    trained = model.predict(x_test, batch_size=1000, verbose=0)
+    accuracy = {
+        "trained": np.mean(trained.argmax(axis=1) == y_test),
+        "onnx": np.mean(onnx.argmax(axis=1) == y_test),
+    }
+    assert abs(accuracy["trained"] - accuracy["onnx"]) <= 0.003, accuracy
+
+
+def test_the_model_card(exported, trained_project):
+    card = json.loads(latest(exported, f"{EXPORTS}/model_card.json").read_text())
+    assert card["class_names"] == OFFICIAL_CLASS_NAMES
+    assert card["model_version"] == versions(exported, "06_models/model.keras")[-1]
+    assert card["input"]["dtype"] == "uint8" and card["input"]["shape"] == [
+        None,
+        32,
+        32,
+        3,
+    ]
+    assert card["preprocessing"]["resize"] == "crop"
+    assert card["exports"]["onnx"]["input"] == ["image"]
+    assert card["exports"]["saved_model"]["endpoint"] == "serve"
+    metrics = card["test_metrics"]
+    assert metrics["num_test_images"] == 10_000
+    assert metrics["onnx_vs_float32_copy"]["argmax_agreement"] >= 0.999
+    assert abs(metrics["onnx_minus_trained_accuracy_points"]) <= 0.3
+    # Reporting's plain accuracy of the same model, on the same test set.
+    reported = json.loads(
+        latest(exported, "08_reporting/test_metrics.json").read_text()
+    )
+    assert metrics["accuracy"]["trained_model"] == pytest.approx(reported["accuracy"])
+
+    # The training's own configuration, saved with the model under its version.
+    config = json.loads(latest(exported, "06_models/training_config.json").read_text())
+    assert card["training"]["fingerprint"] == config["fingerprint"]
