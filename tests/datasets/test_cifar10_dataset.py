@@ -1045,7 +1045,9 @@ def test_kedro_viz_previews_the_catalog_entry(tmp_path: Path, subset) -> None:
 
     members, _ = tree_members(*subset, train_per_class=6)
     path = write_tar_gz(tmp_path / "tree.tar.gz", members)
-    catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog/01_raw.yml").read_text())
+    catalog = yaml.safe_load(
+        (PROJECT_ROOT / "conf/base/catalog/01_raw.yml").read_text()
+    )
     config = {**catalog["cifar10_raw"], "filepath": str(path)}
     per_class = config["metadata"]["kedro-viz"]["preview_args"]["per_class"]
     dataset = AbstractDataset.from_config("cifar10_raw", config)
