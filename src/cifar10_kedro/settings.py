@@ -4,11 +4,16 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 # Instantiated project hooks.
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
-from cifar10_kedro.hooks import PreflightHooks, TrainingCheckpointHooks  # noqa: E402
+from cifar10_kedro.hooks import (  # noqa: E402
+    DistributionHooks,
+    PreflightHooks,
+    TrainingCheckpointHooks,
+)
 
-# Parameters and loaded models are checked before a run; a finished training's resume
+# Parameters and loaded models are checked before a run; then (LIFO: registered first,
+# called last) data-parallel training is set up; a finished training's resume
 # checkpoint is deleted once its outputs are saved.
-HOOKS = (PreflightHooks(), TrainingCheckpointHooks())
+HOOKS = (DistributionHooks(), PreflightHooks(), TrainingCheckpointHooks())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
