@@ -34,6 +34,22 @@ MODE = "model_training.fit.distribution.mode"
 HOST = "127.0.0.1"
 
 
+def process_index_from_environment(env: dict[str, str] | None = None) -> int:
+    """Return this process's id in its multi-process job as the environment that
+    started it says (0 outside one): ``kedro launch``'s (Keras') variable, else
+    SLURM's inside an ``srun`` step, else Open MPI's, as ``jax.distributed`` reads
+    them. Known before any session starts (``settings.py`` needs it)."""
+    env = os.environ if env is None else env
+    for name, inside in (
+        ("KERAS_DISTRIBUTION_PROCESS_ID", "KERAS_DISTRIBUTION_PROCESS_ID"),
+        ("SLURM_PROCID", "SLURM_STEP_NODELIST"),
+        ("OMPI_COMM_WORLD_RANK", "OMPI_MCA_orte_hnp_uri"),
+    ):
+        if inside in env and env.get(name, "").isdigit():
+            return int(env[name])
+    return 0
+
+
 def free_port(host: str = HOST) -> int:
     """Return a TCP port that is free on ``host`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -17,6 +17,14 @@ HOOKS = (DistributionHooks(), PreflightHooks(), TrainingCheckpointHooks())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+from cifar10_kedro.launch import process_index_from_environment  # noqa: E402
+
+# Under multi-process data parallelism process 0 alone tracks the run: the others
+# (their id from kedro launch, srun or mpirun) register no experiment tracker's hooks.
+TRACKING_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
+DISABLE_HOOKS_FOR_PLUGINS = (
+    TRACKING_PLUGINS if process_index_from_environment() > 0 else ()
+)
 
 # Class that manages the KedroSession.
 # from kedro.framework.session import KedroSession
