@@ -211,8 +211,8 @@ def test_a_group_lists_each_problem_by_its_key() -> None:
         "  - batch_size: Input should be a valid integer; got '64'",
         "  - epochs: Input should be greater than 0; got 0",
         "  - z: unknown parameter (a typo?); expected one of ['augmentation', "
-        "'batch_size', 'checkpoint', 'drop_remainder', 'early_stopping', 'epochs', "
-        "'resume', 'verbose']",
+        "'batch_size', 'checkpoint', 'distribution', 'drop_remainder', "
+        "'early_stopping', 'epochs', 'resume', 'verbose']",
     ]
 
 
@@ -306,8 +306,8 @@ CASES = {
         {f"{FIT}.epocs": 5},
         f"{FIT}.epocs",
         "unknown parameter (a typo?); expected one of ['augmentation', 'batch_size', "
-        "'checkpoint', 'drop_remainder', 'early_stopping', 'epochs', 'resume', "
-        "'verbose']",
+        "'checkpoint', 'distribution', 'drop_remainder', 'early_stopping', 'epochs', "
+        "'resume', 'verbose']",
     ),
     "typo-nested-key": (
         {f"{OPTIMIZER}.sgd.momentun": 0.9},

@@ -1,4 +1,5 @@
-"""Project commands, added to ``kedro``'s: ``kedro serve`` runs the HTTP service.
+"""Project commands, added to ``kedro``'s: ``kedro serve`` runs the HTTP service,
+``kedro launch`` starts the processes of one multi-process training job.
 
 Kedro loads ``cli`` from this module for the project's commands, and takes ``run``
 from it for ``python -m cifar10_kedro``: that stays Kedro's own ``run``.
@@ -13,6 +14,8 @@ from pathlib import Path
 import click
 from kedro.framework.cli.project import run  # noqa: F401 - see the module docstring
 from kedro.framework.cli.utils import CONTEXT_SETTINGS
+
+from cifar10_kedro.launch import launch
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -107,3 +110,6 @@ def serve(  # noqa: PLR0913
     elif not is_loopback(host):
         click.echo(f"WARNING: serving on {host} without an API token (--insecure).")
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+
+
+cli.add_command(launch)

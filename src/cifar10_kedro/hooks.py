@@ -1,12 +1,15 @@
-"""Project hooks: checks before a run, and the end of a training's checkpoint."""
+"""Project hooks: checks before a run, data-parallel training, and the end of a
+training's checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from kedro.io import DatasetError
+from kedro.io import DatasetError, MemoryDataset
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,84 @@ def _check_same_run(catalog: Any, names: dict[str, str]) -> None:
         )
 
 
+class DistributionHooks:
+    """Sets up data-parallel training before a run (``model_training.fit.distribution``).
+
+    Before the first node: ``distribution.configure`` joins the job of a
+    multi-process run (``keras.distribution.initialize``) and prepares a
+    ``DataParallel`` distribution that the training nodes use. On every process
+    but process 0, each dataset that the run writes is replaced by a
+    ``MemoryDataset``: every process runs the whole pipeline (ingesting the raw data
+    itself, in memory, and taking part in every training step), process 0 alone
+    writes outputs, checkpoints and reports, and the others finish without writing.
+    What a run only reads (the raw data, an earlier run's model) stays as it is.
+    """
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Any, catalog: Any
+    ) -> None:
+        from cifar10_kedro.pipelines.model_training import distribution  # noqa: PLC0415
+        from cifar10_kedro.pipelines.model_training.params import (  # noqa: PLC0415
+            FitParams,
+        )
+
+        fit = catalog.load("params:model_training.fit")
+        if not isinstance(fit, FitParams):  # the raw dict, where Kedro keeps it
+            fit = FitParams.model_validate(fit)
+        topology = distribution.configure(fit.distribution)
+        if topology.process_index > 0:
+            kept = _keep_outputs_in_memory(catalog, pipeline)
+            logger.info(
+                "Process %d of %d writes nothing: its %d output dataset(s) stay in "
+                "memory; process 0 writes the outputs, checkpoints and reports.",
+                topology.process_index,
+                topology.process_count,
+                kept,
+            )
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from cifar10_kedro.pipelines.model_training import distribution  # noqa: PLC0415
+
+        distribution.reset()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        from cifar10_kedro.pipelines.model_training import distribution  # noqa: PLC0415
+
+        distribution.reset()
+
+
+def _keep_outputs_in_memory(catalog: Any, pipeline: Any) -> int:
+    """Replace every dataset that ``pipeline`` writes with a ``MemoryDataset``;
+    return how many were replaced."""
+    replaced = 0
+    with _quiet("kedro.io.data_catalog", "Replacing dataset"):
+        for name in sorted(pipeline.all_outputs()):
+            if isinstance(catalog.get(name), MemoryDataset):
+                continue
+            # assign: the next node gets the object itself (a model is not copied).
+            catalog[name] = MemoryDataset(copy_mode="assign")
+            replaced += 1
+    return replaced
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str, message_start: str) -> Iterator[None]:
+    """Drop the records of ``logger_name`` that start with ``message_start``."""
+    target = logging.getLogger(logger_name)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(message_start)
+
+    target.addFilter(keep)
+    try:
+        yield
+    finally:
+        target.removeFilter(keep)
+
+
 class TrainingCheckpointHooks:
     """Deletes a finished training's resume checkpoint once its outputs are saved.
 
@@ -88,7 +169,10 @@ class TrainingCheckpointHooks:
 
     @hook_impl
     def after_node_run(self, node: Any, inputs: dict[str, Any], outputs: Any) -> None:
-        if node.func.__name__ != "train_model":
+        from cifar10_kedro.pipelines.model_training import distribution  # noqa: PLC0415
+
+        # Under data parallelism, process 0 owns the checkpoint.
+        if node.func.__name__ != "train_model" or not distribution.is_writer():
             return
         config = next(v for k, v in inputs.items() if k.endswith("training_config"))
         fit = next(v for k, v in inputs.items() if k.endswith("model_training.fit"))

@@ -4,16 +4,34 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 
 # Instantiated project hooks.
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
-from cifar10_kedro.hooks import PreflightHooks, TrainingCheckpointHooks  # noqa: E402
+from cifar10_kedro.hooks import (  # noqa: E402
+    DistributionHooks,
+    PreflightHooks,
+    TrainingCheckpointHooks,
+)
 from cifar10_kedro.model_version import TrainedModelVersionHook  # noqa: E402
 
-# Parameters and loaded models are checked before a run; a finished training's resume
+# Parameters and loaded models are checked before a run; then (LIFO: registered first,
+# called last) data-parallel training is set up; a finished training's resume
 # checkpoint is deleted once its outputs are saved; pipelines that read
 # trained_model_version get the version trained_model loads.
-HOOKS = (PreflightHooks(), TrainingCheckpointHooks(), TrainedModelVersionHook())
+HOOKS = (
+    DistributionHooks(),
+    PreflightHooks(),
+    TrainingCheckpointHooks(),
+    TrainedModelVersionHook(),
+)
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+from cifar10_kedro.launch import process_index_from_environment  # noqa: E402
+
+# Under multi-process data parallelism process 0 alone tracks the run: the others
+# (their id from kedro launch, srun or mpirun) register no experiment tracker's hooks.
+TRACKING_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
+DISABLE_HOOKS_FOR_PLUGINS = (
+    TRACKING_PLUGINS if process_index_from_environment() > 0 else ()
+)
 
 # Class that manages the KedroSession.
 # from kedro.framework.session import KedroSession

@@ -8,6 +8,7 @@ distributed run can compute its own share of any batch without talking to the ot
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -17,6 +18,45 @@ from .params import BatchAugmentationParams
 
 # Stream tags, so that order, flips and shifts never share random numbers.
 _ORDER, _FLIP, _SHIFT, _HALF = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class BatchShard:
+    """The rows of every global batch that one process feeds.
+
+    Under data parallelism each batch is cut into ``devices`` equal parts, one a
+    device in the order of the device mesh; a process feeds the parts of its own
+    devices (``positions``, adjacent), and JAX assembles the global batch from the
+    processes' parts. The default, one device, is the whole batch.
+    """
+
+    devices: int = 1
+    positions: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        first = self.positions[0] if self.positions else 0
+        if tuple(self.positions) != tuple(range(first, first + len(self.positions))):
+            raise ValueError(
+                f"This process's devices sit at positions {list(self.positions)} of "
+                "the device mesh; expected adjacent positions (one block of rows of "
+                "every batch a process)."
+            )
+
+    @property
+    def whole(self) -> bool:
+        """Whether this process feeds every row (one process)."""
+        return len(self.positions) == self.devices
+
+    def rows(self, size: int, what: str = "a batch") -> slice:
+        """Return this process's rows of a global batch of ``size`` images."""
+        if size % self.devices:
+            raise ValueError(
+                f"Data parallelism over {self.devices} devices splits every batch "
+                f"evenly, but {what} has {size} images, not a multiple of "
+                f"{self.devices}."
+            )
+        part = size // self.devices
+        return slice(self.positions[0] * part, (self.positions[-1] + 1) * part)
 
 
 class TrainingBatches:
@@ -29,6 +69,9 @@ class TrainingBatches:
         seed: the source of every random choice.
         augmentation: flips and translation applied to each batch.
         drop_remainder: leave out each epoch's last, smaller batch.
+        shard: the rows of each batch that this process feeds (under data
+            parallelism); every batch is still drawn and augmented as a whole, so
+            the processes' parts make up exactly the one-device batch.
     """
 
     def __init__(
@@ -40,6 +83,7 @@ class TrainingBatches:
         seed: int,
         augmentation: BatchAugmentationParams,
         drop_remainder: bool,
+        shard: BatchShard | None = None,
     ) -> None:
         if len(x) < batch_size and drop_remainder:
             raise ValueError(
@@ -55,24 +99,31 @@ class TrainingBatches:
         self.steps_per_epoch = (
             size // batch_size if drop_remainder else -(-size // batch_size)
         )
+        self.shard = shard or BatchShard()
+        _check_divisible(self.shard, batch_size, size, drop_remainder)
         # Alternating flips: this half of the images is mirrored in even epochs, the
         # other half in odd ones, so each image is seen both ways every two epochs.
         half = np.random.default_rng([seed, _HALF]).permutation(size) < size // 2
         self._mirrored_in_even_epochs = half
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return the images and labels of batch ``step`` (0-based) of ``epoch``."""
+        """Return the images and labels of batch ``step`` (0-based) of ``epoch``
+        (this process's rows of it under data parallelism)."""
         order = np.random.default_rng([self.seed, _ORDER, epoch]).permutation(
             len(self.x)
         )
         index = order[step * self.batch_size : (step + 1) * self.batch_size]
-        images = self.x[index]
+        # Random numbers are drawn for the whole batch, then this process's rows.
+        mine = self.shard.rows(len(index))
+        images = self.x[index[mine]]
         flips = self._flips(index, epoch, step)
         if flips is not None:
+            flips = flips[mine]
             images[flips] = images[flips, :, ::-1]
         if self.augmentation.translate:
-            images = self._translate(images, epoch, step)
-        return images, self.y[index]
+            offsets = self._offsets(len(index), epoch, step)[mine]
+            images = _translate(images, offsets, self.augmentation.translate)
+        return images, self.y[index[mine]]
 
     def _flips(self, index: np.ndarray, epoch: int, step: int) -> np.ndarray | None:
         mode = self.augmentation.flip
@@ -83,17 +134,11 @@ class TrainingBatches:
             return rng.random(len(index)) < 0.5  # noqa: PLR2004
         return None
 
-    def _translate(self, images: np.ndarray, epoch: int, step: int) -> np.ndarray:
-        """Return each image shifted by its own random offset, borders reflected."""
+    def _offsets(self, count: int, epoch: int, step: int) -> np.ndarray:
+        """Return each image's (row, column) offset into its padded copy."""
         pad = self.augmentation.translate
         rng = np.random.default_rng([self.seed, _SHIFT, epoch, step])
-        offsets = rng.integers(0, 2 * pad + 1, size=(len(images), 2))
-        padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), "reflect")
-        height, width = images.shape[1:3]
-        rows = offsets[:, :1] + np.arange(height)
-        cols = offsets[:, 1:] + np.arange(width)
-        picked = np.arange(len(images))[:, None, None]
-        return padded[picked, rows[:, :, None], cols[:, None, :]]
+        return rng.integers(0, 2 * pad + 1, size=(count, 2))
 
     def epochs(self, first: int, last: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield every batch of epochs ``first`` to ``last - 1``, in order."""
@@ -139,6 +184,41 @@ class TrainingBatches:
         }
 
 
+def _translate(images: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarray:
+    """Return each image shifted by its own offset, borders reflected."""
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), "reflect")
+    height, width = images.shape[1:3]
+    rows = offsets[:, :1] + np.arange(height)
+    cols = offsets[:, 1:] + np.arange(width)
+    picked = np.arange(len(images))[:, None, None]
+    return padded[picked, rows[:, :, None], cols[:, None, :]]
+
+
+def _check_divisible(
+    shard: BatchShard, batch_size: int, size: int, drop_remainder: bool
+) -> None:
+    """Raise, naming the parameter to change, if a training batch cannot be split."""
+    if shard.devices == 1:
+        return
+    devices = shard.devices
+    if batch_size % devices:
+        raise ValueError(
+            f"model_training.fit.batch_size is {batch_size}, which data parallelism "
+            f"over {devices} devices cannot split evenly: expected a multiple of "
+            f"{devices} (the global batch; each device trains on batch_size / "
+            f"{devices} images of it)."
+        )
+    last = size % batch_size
+    if not drop_remainder and last % devices:
+        raise ValueError(
+            f"The last training batch of an epoch has {last} images ({size} images, "
+            f"model_training.fit.batch_size {batch_size}), which data parallelism "
+            f"over {devices} devices cannot split evenly: set "
+            "model_training.fit.drop_remainder to true, or a batch size that leaves "
+            f"a multiple of {devices}."
+        )
+
+
 def _without_autotuning(dataset: Any) -> Any:
     import tensorflow as tf  # noqa: PLC0415
 
@@ -149,10 +229,40 @@ def _without_autotuning(dataset: Any) -> Any:
 
 
 def validation_inputs(
-    x: np.ndarray, y: np.ndarray, batch_size: int
+    x: np.ndarray, y: np.ndarray, batch_size: int, shard: BatchShard | None = None
 ) -> tuple[Any, ...] | Any:
     """Return ``fit``'s ``validation_data``: the arrays in order (under TensorFlow as a
-    ``tf.data`` pipeline with autotuning off, for the reason in ``fit_inputs``)."""
+    ``tf.data`` pipeline with autotuning off, for the reason in ``fit_inputs``).
+
+    Under data parallelism, this process's rows of every validation batch of
+    ``batch_size``, one after another: fed in batches of ``validation_batch_size``,
+    they are its parts of the one-device run's batches.
+    """
+    shard = shard or BatchShard()
+    if not shard.whole:
+        starts = range(0, len(x), batch_size)
+        parts = [
+            np.arange(start, min(start + batch_size, len(x)))[
+                shard.rows(
+                    min(batch_size, len(x) - start),
+                    f"the last validation batch ({len(x)} validation images, "
+                    f"model_training.fit.batch_size {batch_size}; change "
+                    "data_ingestion.validation_fraction or the batch size)",
+                )
+            ]
+            for start in starts
+        ]
+        index = np.concatenate(parts)
+        return (x[index], y[index])
+    if shard.devices > 1:  # one process, several devices: check the last batch
+        last = len(x) % batch_size
+        if last:
+            shard.rows(
+                last,
+                f"the last validation batch ({len(x)} validation images, "
+                f"model_training.fit.batch_size {batch_size}; change "
+                "data_ingestion.validation_fraction or the batch size)",
+            )
     if keras.backend.backend() != "tensorflow":
         return (x, y)
     import tensorflow as tf  # noqa: PLC0415
@@ -160,3 +270,9 @@ def validation_inputs(
     return _without_autotuning(
         tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(1)
     )
+
+
+def validation_batch_size(batch_size: int, shard: BatchShard | None = None) -> int:
+    """Return the validation batch size this process feeds ``fit``."""
+    shard = shard or BatchShard()
+    return batch_size * len(shard.positions) // shard.devices

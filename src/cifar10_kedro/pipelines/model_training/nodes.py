@@ -14,8 +14,9 @@ import pandas as pd
 
 import cifar10_kedro
 
+from . import distribution
 from .architectures import WHITENING_LAYER, assemble, dirac_kernel, whitening_weights
-from .batches import TrainingBatches, validation_inputs
+from .batches import TrainingBatches, validation_batch_size, validation_inputs
 from .optimizers import OPTIMIZERS, WarmupLinearDecay
 from .params import (
     CompileParams,
@@ -34,8 +35,10 @@ from .training_state import (
 
 logger = logging.getLogger(__name__)
 
-# Parameters that do not change what training computes.
-_NOT_TRAINING = {"resume", "verbose", "checkpoint"}
+# Parameters that do not change what training computes (data parallelism computes
+# what one device does, but for floating-point rounding: a checkpoint resumes on
+# any number of devices).
+_NOT_TRAINING = {"resume", "verbose", "checkpoint", "distribution"}
 
 
 def has_gpu() -> bool:
@@ -132,9 +135,15 @@ def build_model(params: ModelParams, seed: int, x_train: np.ndarray) -> keras.Mo
     """Return the uncompiled model ``params.architecture`` names, initialised.
 
     ``fast_cnn``'s whitening stem is set from a seeded sample of the training images
-    and its convolutions start as the identity where ``init`` is 'dirac'.
+    and its convolutions start as the identity where ``init`` is 'dirac'. Under data
+    parallelism its variables are created replicated on every device.
     """
     keras.utils.set_random_seed(seed)
+    with distribution.scope():
+        return _initialised(params, seed, x_train)
+
+
+def _initialised(params: ModelParams, seed: int, x_train: np.ndarray) -> keras.Model:
     model = assemble(params, resolve_precision(params.precision), seed)
     options = getattr(params, params.architecture)
     if getattr(options, "stem", None) == "whitening":
@@ -193,6 +202,13 @@ def compile_model(
 ) -> keras.Model:
     """Return ``model`` compiled with the optimizer, schedule, loss and metrics of
     ``params`` (the schedule spans ``fit.epochs`` epochs over ``y_train``)."""
+    with distribution.scope():  # the optimizer's variables beside the model's
+        return _compiled(model, params, fit, y_train)
+
+
+def _compiled(
+    model: keras.Model, params: CompileParams, fit: FitParams, y_train: np.ndarray
+) -> keras.Model:
     settings = params.optimizer
     steps = steps_per_epoch(len(y_train), fit)
     total = steps * fit.epochs
@@ -264,6 +280,11 @@ def train_model(
     same result. A NaN or infinite loss stops training with ``NonFiniteLossError``,
     keeping the best model so far. The history's ``best`` column marks the epoch
     of the returned model.
+
+    Under data parallelism (``distribution``) every process runs this node: each
+    feeds its rows of every batch, process 0 alone writes the checkpoint, and all
+    return the same one-device model, loaded from process 0's checkpoint (the
+    ``state_dir`` must be on a filesystem that every process sees).
     """
     keras.utils.set_random_seed(seed)
     one_hot = isinstance(model.loss, keras.losses.CategoricalCrossentropy)
@@ -271,6 +292,7 @@ def train_model(
         "train": keras.utils.to_categorical(y_train, 10) if one_hot else y_train,
         "val": keras.utils.to_categorical(y_val, 10) if one_hot else y_val,
     }
+    shard = distribution.batch_shard()
     batches = TrainingBatches(
         x_train,
         labels["train"],
@@ -278,34 +300,40 @@ def train_model(
         seed=seed,
         augmentation=fit.augmentation,
         drop_remainder=fit.drop_remainder,
+        shard=shard,
     )
+    validation = validation_inputs(x_val, labels["val"], fit.batch_size, shard)
     store = CheckpointStore(Path(fit.checkpoint.state_dir), training_config)
-    state = store.start(model, fit)
-    tracker = ResumableTraining(store, state, fit)
-    if not state.finished:
-        model.fit(
-            **batches.fit_inputs(state.epoch, fit.epochs),
-            epochs=fit.epochs,
-            initial_epoch=state.epoch,
-            validation_data=validation_inputs(x_val, labels["val"], fit.batch_size),
-            validation_batch_size=fit.batch_size,
-            callbacks=[tracker],
-            shuffle=False,  # the batches are already in their seeded order
-            verbose=fit.verbose,
+    with distribution.scope():
+        state = store.start(model, fit)
+        tracker = ResumableTraining(store, state, fit)
+        if not state.finished:
+            model.fit(
+                **batches.fit_inputs(state.epoch, fit.epochs),
+                epochs=fit.epochs,
+                initial_epoch=state.epoch,
+                validation_data=validation,
+                validation_batch_size=validation_batch_size(fit.batch_size, shard),
+                callbacks=[tracker],
+                shuffle=False,  # the batches are already in their seeded order
+                verbose=fit.verbose,
+            )
+    if tracker.failure:
+        raise NonFiniteLossError(
+            _divergence_message(tracker.failure, state, fit, store)
         )
-        if tracker.failure:
-            raise NonFiniteLossError(
-                _divergence_message(tracker.failure, state, fit, store)
-            )
-        if state.stopped_early:
-            logger.info(
-                "Stopped early after epoch %d of %d: %s did not improve for %d epochs.",
-                state.epoch,
-                fit.epochs,
-                fit.early_stopping.monitor,
-                state.stopping_wait,
-            )
+    if state.stopped_early:
+        logger.info(
+            "Stopped early after epoch %d of %d: %s did not improve for %d epochs.",
+            state.epoch,
+            fit.epochs,
+            fit.early_stopping.monitor,
+            state.stopping_wait,
+        )
+    # Outside the distribution: an ordinary one-device model, whatever trained it.
+    distribution.sync("train_model: process 0 wrote the last checkpoint")
     best = keras.saving.load_model(store.best_model_path(state), compile=False)
+    distribution.sync("train_model: every process loaded the best model")
     history = pd.DataFrame(tracker.history(), columns=HISTORY_COLUMNS)
     return best, history
 

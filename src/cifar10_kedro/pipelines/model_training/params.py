@@ -210,6 +210,23 @@ class CheckpointParams(Params):
     state_dir: Annotated[str, Field(min_length=1)]
 
 
+class DistributionParams(Params):
+    """Where ``train_model`` trains: one device, or data-parallel over several.
+
+    Under data parallelism every device holds the whole model and trains on its
+    share of each global batch of ``batch_size`` images (Keras' distribution API,
+    JAX backend only); the result equals a one-device run's at the same batch size
+    but for floating-point rounding. The topology of a multi-process job (the
+    coordinator's address, the number of processes, this process's id) comes from
+    the environment that started it: ``kedro launch``, SLURM's srun or Open MPI.
+    """
+
+    # none: the backend's default device. data_parallel: every device this process
+    # sees (the GPUs of one machine). multi_process: every device of every process
+    # of the job, one process a host or a GPU; process 0 writes the outputs.
+    mode: Literal["none", "data_parallel", "multi_process"] = "none"
+
+
 class FitParams(Params):
     """How ``train_model`` trains (``params:model_training.fit``)."""
 
@@ -225,6 +242,8 @@ class FitParams(Params):
     resume: bool = True
     # Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent.
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    # One device or data-parallel over several (see DistributionParams).
+    distribution: DistributionParams = DistributionParams()
 
 
 class ModelTrainingParams(Params):

@@ -21,6 +21,12 @@ only once the run's outputs are saved (``hooks.TrainingCheckpointHooks``), so a 
 between the end of training and those saves resumes to the same outputs without
 training again. Keras' ``BackupAndRestore`` keeps the epoch, weights and optimizer,
 but not the best model, the early-stopping state, the history or the random state.
+
+Under data parallelism over several processes (``distribution``), process 0 alone
+writes the checkpoint; every process keeps the same state in memory. At the start
+the processes check that they train the same configuration and take process 0's
+decision (which epoch to resume from, if any); the others then read the same files,
+so ``state_dir`` must be a folder that every process sees.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import distribution
 from .params import FitParams
 
 logger = logging.getLogger(__name__)
@@ -144,21 +151,26 @@ class CheckpointStore:
 
         On resume the model gets the checkpoint's weights, optimizer and random state.
         """
-        self._report_other_configurations()
-        state = self._read_state() if fit.resume else None
-        if not fit.resume:
-            logger.info(
-                "model_training.fit.resume is false: training starts at epoch 1 and "
-                "replaces any checkpoint in %s.",
-                self.directory,
-            )
+        state = None
+        if distribution.is_writer():
+            self._report_other_configurations()
+            state = self._read_state() if fit.resume else None
+            if not fit.resume:
+                logger.info(
+                    "model_training.fit.resume is false: training starts at epoch 1 "
+                    "and replaces any checkpoint in %s.",
+                    self.directory,
+                )
+            if state is None:
+                self.clear()
+        state = self._agree(state)
         if state is None:
-            self.clear()
-            logger.info(
-                "Training checkpoints (the best model so far, the state to resume "
-                "from) go to %s.",
-                self.directory,
-            )
+            if distribution.is_writer():
+                logger.info(
+                    "Training checkpoints (the best model so far, the state to "
+                    "resume from) go to %s.",
+                    self.directory,
+                )
             return TrainingState(config=self.config)
         self._restore(model, state)
         if state.finished:
@@ -180,6 +192,42 @@ class CheckpointStore:
                 fit.checkpoint.monitor,
                 state.best_value,
                 state.best_epoch,
+            )
+        return state
+
+    def _agree(self, state: TrainingState | None) -> TrainingState | None:
+        """Return the state every process starts from: process 0's decision.
+
+        With one process, ``state`` itself. With several, they first check that
+        they train the same configuration (parameters and data); the others then
+        read the checkpoint process 0 resumes from, if any.
+        """
+        topology = distribution.current()
+        if topology.process_count == 1:
+            return state
+        digest = np.frombuffer(bytes.fromhex(self.config["fingerprint"]), np.uint8)
+        mine = np.append(digest.astype(np.int32), state.epoch if state else 0)
+        everyone = distribution.agree(mine.astype(np.int32))
+        if not (everyone[:, :-1] == everyone[0, :-1]).all():
+            raise CheckpointError(
+                "The processes of this job train different configurations (their "
+                "parameters or data differ; fingerprints "
+                + ", ".join(
+                    bytes(row[:-1].astype(np.uint8)).hex()[:16] for row in everyone
+                )
+                + "): every process must run the same command on the same data."
+            )
+        epoch = int(everyone[0, -1])
+        if distribution.is_writer() or epoch == 0:
+            return state
+        state = self._read_state()
+        if state is None or state.epoch != epoch:
+            found = "nothing readable" if state is None else f"epoch {state.epoch}"
+            raise CheckpointError(
+                f"Process {topology.process_index} cannot see the checkpoint of epoch "
+                f"{epoch} that process 0 resumes from in {self.directory} (it finds "
+                f"{found}): model_training.fit.checkpoint.state_dir must be a folder "
+                "that every process of the job shares."
             )
         return state
 
@@ -255,22 +303,30 @@ class CheckpointStore:
     # ----------------------------------------------------------------------- save
 
     def save(self, model: keras.Model, state: TrainingState, improved: bool) -> None:
-        """Write the state after ``state.epoch`` epochs; a kill at any point is safe."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write the state after ``state.epoch`` epochs; a kill at any point is safe.
+
+        Under data parallelism only process 0 writes; the others keep the same
+        state in memory.
+        """
         tag = f"epoch-{state.epoch:04d}"
-        tmp = _temporary(self.directory, ".weights.h5")
-        model.save_weights(tmp)
-        _commit(tmp, self.directory / f"{tag}.weights.h5")
         state.weights_file = f"{tag}.weights.h5"
         if improved:
-            tmp = _temporary(self.directory, ".keras")
-            model.save(tmp)
-            _commit(tmp, self.directory / f"best-{tag}.keras")
             state.best_model_file = f"best-{tag}.keras"
         state.seed_states = [
             np.asarray(keras.ops.convert_to_numpy(v)).tolist()
             for v in seed_variables(model)
         ]
+        if not distribution.is_writer():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with distribution.outside():  # process 0 alone: no collective in saving
+            tmp = _temporary(self.directory, ".weights.h5")
+            model.save_weights(tmp)
+            _commit(tmp, self.directory / state.weights_file)
+            if improved:
+                tmp = _temporary(self.directory, ".keras")
+                model.save(tmp)
+                _commit(tmp, self.directory / state.best_model_file)
         self.save_state(state)
         keep = {STATE_FILE, state.weights_file, state.best_model_file}
         for path in self.directory.iterdir():
@@ -284,8 +340,8 @@ class CheckpointStore:
 
     def clear(self) -> None:
         """Remove this configuration's checkpoint (``state.json`` first, so that
-        nothing half remains)."""
-        if self.directory.is_dir():
+        nothing half remains); process 0's job under data parallelism."""
+        if distribution.is_writer() and self.directory.is_dir():
             (self.directory / STATE_FILE).unlink(missing_ok=True)
             shutil.rmtree(self.directory, ignore_errors=True)
 
