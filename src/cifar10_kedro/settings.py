@@ -6,14 +6,23 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
 from cifar10_kedro.hooks import PreflightHooks, TrainingCheckpointHooks  # noqa: E402
 from cifar10_kedro.model_version import TrainedModelVersionHook  # noqa: E402
+from cifar10_kedro.tracking import TrackingHook  # noqa: E402
 
 # Parameters and loaded models are checked before a run; a finished training's resume
 # checkpoint is deleted once its outputs are saved; pipelines that read
-# trained_model_version get the version trained_model loads.
-HOOKS = (PreflightHooks(), TrainingCheckpointHooks(), TrainedModelVersionHook())
+# trained_model_version get the version trained_model loads; every run is recorded in
+# MLflow (conf/base/mlflow.yml). TrackingHook comes first so that it runs last: a run
+# that the checks stop starts no MLflow run.
+HOOKS = (
+    TrackingHook(),
+    PreflightHooks(),
+    TrainingCheckpointHooks(),
+    TrainedModelVersionHook(),
+)
 
-# Installed plugins for which to disable hook auto-registration.
-# DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+# Installed plugins for which to disable hook auto-registration: kedro-mlflow's hook
+# is registered above, as TrackingHook.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
 # Class that manages the KedroSession.
 # from kedro.framework.session import KedroSession
@@ -48,8 +57,9 @@ def _merge(*configs):
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # Environments (smoke, notebook, local) override single parameters, not whole groups.
-    "merge_strategy": {"parameters": "soft", "globals": "soft"},
+    # Environments (smoke, notebook, local) override single parameters (and settings of
+    # mlflow.yml), not whole groups.
+    "merge_strategy": {"parameters": "soft", "globals": "soft", "mlflow": "soft"},
     # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment;
     # merge builds the compare pipeline's variants (conf/base/parameters_compare.yml).
     "custom_resolvers": {"oc.env": oc.env, "merge": _merge},
