@@ -255,6 +255,7 @@ def train_model(
     fit: FitParams,
     seed: int,
     training_config: dict[str, Any],
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Return the best model on the validation split and its per-epoch history.
 
@@ -263,7 +264,8 @@ def train_model(
     command after an interruption continues from the last completed epoch with the
     same result. A NaN or infinite loss stops training with ``NonFiniteLossError``,
     keeping the best model so far. The history's ``best`` column marks the epoch
-    of the returned model.
+    of the returned model. ``callbacks`` (the ``training_callbacks`` dataset, which
+    the tracking hook fills) are called after the checkpoint's own, each epoch.
     """
     keras.utils.set_random_seed(seed)
     one_hot = isinstance(model.loss, keras.losses.CategoricalCrossentropy)
@@ -289,7 +291,7 @@ def train_model(
             initial_epoch=state.epoch,
             validation_data=validation_inputs(x_val, labels["val"], fit.batch_size),
             validation_batch_size=fit.batch_size,
-            callbacks=[tracker],
+            callbacks=[tracker, *(callbacks or [])],
             shuffle=False,  # the batches are already in their seeded order
             verbose=fit.verbose,
         )
