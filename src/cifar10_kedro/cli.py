@@ -107,3 +107,9 @@ def serve(  # noqa: PLR0913
     elif not is_loopback(host):
         click.echo(f"WARNING: serving on {host} without an API token (--insecure).")
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+
+
+# `kedro compare-runs`: the runs recorded in MLflow side by side (README: Tracking).
+from cifar10_kedro.tracking.compare import compare_runs  # noqa: E402
+
+cli.add_command(compare_runs)
