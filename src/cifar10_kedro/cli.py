@@ -16,6 +16,7 @@ from kedro.framework.cli.project import run  # noqa: F401 - see the module docst
 from kedro.framework.cli.utils import CONTEXT_SETTINGS
 
 from cifar10_kedro.launch import launch
+from cifar10_kedro.tracking.compare import compare_runs
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -113,3 +114,5 @@ def serve(  # noqa: PLR0913
 
 
 cli.add_command(launch)
+# `kedro compare-runs`: the runs recorded in MLflow side by side (README: Tracking).
+cli.add_command(compare_runs)

@@ -9,29 +9,30 @@ from cifar10_kedro.hooks import (  # noqa: E402
     PreflightHooks,
     TrainingCheckpointHooks,
 )
+from cifar10_kedro.launch import process_index_from_environment  # noqa: E402
 from cifar10_kedro.model_version import TrainedModelVersionHook  # noqa: E402
+from cifar10_kedro.tracking import TrackingHook  # noqa: E402
 
 # Parameters and loaded models are checked before a run; then (LIFO: registered first,
 # called last) data-parallel training is set up; a finished training's resume
 # checkpoint is deleted once its outputs are saved; pipelines that read
-# trained_model_version get the version trained_model loads.
+# trained_model_version get the version trained_model loads; every run is recorded in
+# MLflow (conf/base/mlflow.yml). TrackingHook comes first so that it runs last: a run
+# that the checks stop starts no MLflow run. Under multi-process data parallelism
+# process 0 alone tracks the run: the others (their id from kedro launch, srun or
+# mpirun) register no tracking hook.
+TRACKING_HOOKS = (TrackingHook(),) if process_index_from_environment() == 0 else ()
 HOOKS = (
+    *TRACKING_HOOKS,
     DistributionHooks(),
     PreflightHooks(),
     TrainingCheckpointHooks(),
     TrainedModelVersionHook(),
 )
 
-# Installed plugins for which to disable hook auto-registration.
-# DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
-from cifar10_kedro.launch import process_index_from_environment  # noqa: E402
-
-# Under multi-process data parallelism process 0 alone tracks the run: the others
-# (their id from kedro launch, srun or mpirun) register no experiment tracker's hooks.
-TRACKING_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
-DISABLE_HOOKS_FOR_PLUGINS = (
-    TRACKING_PLUGINS if process_index_from_environment() > 0 else ()
-)
+# Installed plugins for which to disable hook auto-registration: kedro-mlflow's hook
+# is registered above, as TrackingHook (on process 0 only).
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
 # Class that manages the KedroSession.
 # from kedro.framework.session import KedroSession
@@ -66,8 +67,9 @@ def _merge(*configs):
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # Environments (smoke, notebook, local) override single parameters, not whole groups.
-    "merge_strategy": {"parameters": "soft", "globals": "soft"},
+    # Environments (smoke, notebook, local) override single parameters (and settings of
+    # mlflow.yml), not whole groups.
+    "merge_strategy": {"parameters": "soft", "globals": "soft", "mlflow": "soft"},
     # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment;
     # merge builds the compare pipeline's variants (conf/base/parameters_compare.yml).
     "custom_resolvers": {"oc.env": oc.env, "merge": _merge},

@@ -137,13 +137,15 @@ def test_the_process_id_comes_from_the_launcher_srun_or_mpirun():
     assert process_index_from_environment(ompi) == 1
 
 
-@pytest.mark.parametrize(("process", "disabled"), [("0", False), ("1", True)])
-def test_processes_after_the_first_load_no_tracking_hooks(process, disabled):
+@pytest.mark.parametrize(("process", "tracked"), [("0", True), ("1", False)])
+def test_processes_after_the_first_register_no_tracking_hook(process, tracked):
     completed = subprocess.run(
         [
             sys.executable,
             "-c",
-            "from cifar10_kedro import settings; print(settings.DISABLE_HOOKS_FOR_PLUGINS)",
+            "from cifar10_kedro import settings; "
+            "print([type(hook).__name__ for hook in settings.HOOKS], "
+            "settings.DISABLE_HOOKS_FOR_PLUGINS)",
         ],
         env={**os.environ, "KERAS_DISTRIBUTION_PROCESS_ID": process},
         capture_output=True,
@@ -151,4 +153,6 @@ def test_processes_after_the_first_load_no_tracking_hooks(process, disabled):
         timeout=120,
         check=True,
     )
-    assert ("kedro-mlflow" in completed.stdout) is disabled
+    # kedro-mlflow's own hook is never auto-registered: TrackingHook replaces it.
+    assert "kedro-mlflow" in completed.stdout
+    assert ("TrackingHook" in completed.stdout) is tracked

@@ -95,6 +95,7 @@ def outputs(tmp_path_factory) -> dict[str, Any]:
     )
     for name, value in typed_parameters(pipeline, raw).items():
         catalog[name] = MemoryDataset(value, copy_mode="assign")
+    catalog["training_callbacks"] = MemoryDataset([], copy_mode="assign")
     saved: dict[str, Any] = {}
 
     class Record:  # the runner frees in-memory data once used: keep every output

@@ -271,6 +271,7 @@ def train_model(
     fit: FitParams,
     seed: int,
     training_config: dict[str, Any],
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Return the best model on the validation split and its per-epoch history.
 
@@ -285,6 +286,8 @@ def train_model(
     feeds its rows of every batch, process 0 alone writes the checkpoint, and all
     return the same one-device model, loaded from process 0's checkpoint (the
     ``state_dir`` must be on a filesystem that every process sees).
+    ``callbacks`` (the ``training_callbacks`` dataset, which the tracking hook fills)
+    are called after the checkpoint's own, each epoch.
     """
     keras.utils.set_random_seed(seed)
     one_hot = isinstance(model.loss, keras.losses.CategoricalCrossentropy)
@@ -314,7 +317,7 @@ def train_model(
                 initial_epoch=state.epoch,
                 validation_data=validation,
                 validation_batch_size=validation_batch_size(fit.batch_size, shard),
-                callbacks=[tracker],
+                callbacks=[tracker, *(callbacks or [])],
                 shuffle=False,  # the batches are already in their seeded order
                 verbose=fit.verbose,
             )

@@ -56,6 +56,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:model_training.fit",
                     "params:model_training.seed",
                     "training_config",
+                    # Filled by the tracking hook; empty when tracking is off.
+                    "training_callbacks",
                 ],
                 outputs=["trained_model", "training_history"],
                 name="train_model",

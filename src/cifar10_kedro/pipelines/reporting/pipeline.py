@@ -2,6 +2,8 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from cifar10_kedro.tracking.metrics import tracked_scores
+
 from .nodes import (
     evaluate_predictions,
     evaluate_validation,
@@ -68,6 +70,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="confident_mistakes_plot",
                 name="plot_confident_mistakes",
+            ),
+            # The final figures as MLflow metrics of the run (nothing without
+            # tracking).
+            Node(
+                tracked_scores,
+                inputs=["test_metrics", "validation_metrics"],
+                outputs="tracked_scores",
+                name="track_scores",
             ),
         ],
         tags=["reporting"],

@@ -1,0 +1,94 @@
+"""A training killed mid-way and run again continues the same MLflow run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+
+from tests.pipelines.test_pipelines import make_project_copy, versions
+from tests.pipelines.test_reliability import tree_members, write_tar_gz
+from tests.tracking.conftest import EXPERIMENT, kedro_run, store_uri
+
+
+def _completed_epochs(state: Path) -> int:
+    try:
+        return json.loads(state.read_text())["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.slow
+def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
+    project = make_project_copy(tmp_path / "project")
+    raw = write_tar_gz(tmp_path / "tiny.tar.gz", tree_members())
+    data = project / "data" / "smoke"
+    checkpoints = data / "06_models/checkpoints"
+    epochs = 6
+    uri = store_uri(project)
+    args = ["--params", f"model_training.fit.epochs={epochs}"]
+    env = {
+        **os.environ,
+        "CIFAR10_RAW_PATH": str(raw),
+        "MLFLOW_TRACKING_URI": uri,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "COLUMNS": "250",
+    }
+
+    def state() -> Path:
+        found = list(checkpoints.glob("*/state.json"))
+        return found[0] if found else checkpoints / "none" / "state.json"
+
+    log = (tmp_path / "killed.log").open("w")
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--env", "smoke", *args],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 300
+    while _completed_epochs(state()) < 2:  # noqa: PLR2004
+        assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    killed.kill()  # SIGKILL: the MLflow run is left RUNNING, nothing cleans up
+    killed.wait()
+    log.close()
+    done = _completed_epochs(state())
+    assert 2 <= done < epochs  # noqa: PLR2004
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    (interrupted,) = client.search_runs([experiment])
+    assert interrupted.info.status == "RUNNING"
+
+    result = kedro_run(
+        project, *args, CIFAR10_RAW_PATH=str(raw), MLFLOW_TRACKING_URI=uri
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert f"Resuming training at epoch {done + 1} of {epochs}" in output
+    assert "continues MLflow run" in output
+
+    (run,) = client.search_runs([experiment])  # the active ones: one
+    assert run.info.run_id == interrupted.info.run_id
+    assert run.info.status == "FINISHED"
+    for name in ("loss", "val_accuracy", "learning_rate", "seconds"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
+        assert sorted(steps) == list(range(1, epochs + 1)), name  # each epoch once
+    model_version = versions(data, "06_models/model.keras")[-1]
+    assert run.data.tags["trained_model_version"] == model_version
+    assert run.data.tags["resumed_at_epoch"] == str(done + 1)
+    assert "test_accuracy" in run.data.metrics
+    # The run the second command started, then left for the interrupted one.
+    deleted = client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)
+    assert len(deleted) == 1
+    (version,) = client.search_model_versions(f"name='{EXPERIMENT}'")
+    assert version.run_id == run.info.run_id

@@ -1,0 +1,123 @@
+"""The recorded run seen through MLflow's own servers: `mlflow models serve` answers
+with the registered pipeline model, and the MLflow UI shows the run in a browser."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.exploring.conftest import (
+    TEST_OUTPUT,
+    free_port,
+    stop_process_group,
+    wait_for_url,
+)
+from tests.pipelines.test_pipelines import latest
+from tests.tracking.conftest import EXPERIMENT
+from tests.tracking.test_tracking import _png_base64
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOTS = TEST_OUTPUT / "mlflow-ui"
+
+
+@contextlib.contextmanager
+def mlflow_server(args: list[str], tracked: dict, log: Path, health: str) -> Iterator:
+    """Run `mlflow ARGS --host 127.0.0.1 --port <free>`; yield its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
+    env.update(MLFLOW_TRACKING_URI=tracked["uri"], TF_CPP_MIN_LOG_LEVEL="2")
+    mlflow = Path(sys.executable).with_name("mlflow")
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [str(mlflow), *args, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tracked["project"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, to stop it whole
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_url(url + health, process, log, timeout=240)
+        yield url
+    finally:
+        stop_process_group(process)
+
+
+def test_mlflow_models_serve_answers_with_the_registered_model(tracked, tmp_path):
+    """`mlflow models serve --env-manager local` (no environment to build, nothing
+    downloaded) on a loopback port: the registered pipeline model answers."""
+    x_test = pd.read_pickle(tracked["data"] / "05_model_input/x_test.pkl")
+    expected = pd.read_csv(
+        latest(tracked["data"], "07_model_output/test_predictions.csv")
+    )
+    args = [
+        "models",
+        "serve",
+        "-m",
+        f"models:/{EXPERIMENT}/1",
+        "--env-manager",
+        "local",
+    ]
+    with mlflow_server(args, tracked, tmp_path / "serve.log", "/ping") as url:
+        body = {
+            "dataframe_split": {
+                "columns": ["file", "image"],
+                "data": [[f"{i}.png", _png_base64(x_test[i])] for i in range(4)],
+            }
+        }
+        request = urllib.request.Request(
+            url + "/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = pd.DataFrame(json.loads(response.read())["predictions"])
+    assert answer["file"].tolist() == [f"{i}.png" for i in range(4)]
+    assert (
+        answer["predicted_class"].tolist() == expected["predicted_class"][:4].tolist()
+    )
+    np.testing.assert_allclose(
+        answer["confidence"], expected["confidence"][:4], rtol=1e-5
+    )
+
+
+def test_the_mlflow_ui_shows_the_run_and_its_metrics(tracked, browser, tmp_path):
+    """`mlflow ui` on the store, in headless Chromium: the run's page lists its
+    metrics; screenshots in test-output/mlflow-ui/."""
+    run = tracked["run"]
+    experiment = tracked["experiment"].experiment_id
+    args = ["ui", "--backend-store-uri", tracked["uri"]]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with mlflow_server(args, tracked, tmp_path / "ui.log", "/health") as url:
+        browser.get(f"{url}/#/experiments/{experiment}/runs/{run.info.run_id}")
+        wait = WebDriverWait(browser, 90)
+        wait.until(
+            lambda b: "test_accuracy" in b.find_element(By.TAG_NAME, "body").text
+        )
+        text = browser.find_element(By.TAG_NAME, "body").text
+        browser.save_screenshot(str(SCREENSHOTS / "run.png"))
+        for name in ("val_accuracy", "test_tta_accuracy", "learning_rate"):
+            assert name in text, name
+        assert run.info.run_name in text
+        shown = f"{run.data.metrics['test_accuracy']:.3f}"[:4]
+        assert shown in text
+        browser.get(f"{url}/#/experiments/{experiment}")
+        wait.until(
+            lambda b: run.info.run_name in b.find_element(By.TAG_NAME, "body").text
+        )
+        browser.save_screenshot(str(SCREENSHOTS / "experiment.png"))
+    assert (SCREENSHOTS / "run.png").stat().st_size > 10_000
