@@ -3,6 +3,7 @@ pipeline, the HTTP service and the notebook."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -56,9 +57,19 @@ def top_classes(
     ]
 
 
+def gelu_erf(x: Any) -> Any:
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``: Keras' ``"gelu"`` written with
+    ``erf``. TensorFlow's own gelu computes it with ``Erfc``, which ONNX has no
+    operator for, so the exported copy uses this instead (same values to float
+    rounding)."""
+    return 0.5 * x * (1.0 + keras.ops.erf(x / math.sqrt(2.0)))
+
+
 def _float32_config(config: dict[str, Any]) -> dict[str, Any]:
     config = dict(config)
     config["dtype"] = "float32"
+    if config.get("activation") == "gelu":
+        config["activation"] = gelu_erf
     return config
 
 
@@ -70,6 +81,7 @@ def float32_inference_copy(model: keras.Model) -> keras.Sequential:
     graph keep their random ops (which onnxruntime cannot run). A model trained in
     mixed precision keeps float32 weights, so the copy's weights are exact; only
     the arithmetic differs. The input stays uint8 (N, 32, 32, 3) named "image".
+    GELU is written with ``erf`` (``gelu_erf``), which every exporter can express.
     """
     if not isinstance(model, keras.Sequential):
         raise TypeError(
