@@ -17,8 +17,16 @@ class TrainingWithModel(PipelineML):
     like leave too little of the training to bind (kedro-mlflow raises instead)."""
 
     def _turn_pipeline_to_ml(self, pipeline: Pipeline) -> Pipeline:
+        # Its own type, not PipelineML: what Kedro derives from a filtered run (the
+        # --from-nodes it suggests after a failure) must stay safe too.
         try:
-            return super()._turn_pipeline_to_ml(pipeline)
+            return type(self)(
+                pipeline.nodes,
+                inference=self.inference,
+                input_name=self.input_name,
+                kpm_kwargs=self.kpm_kwargs,
+                log_model_kwargs=self.log_model_kwargs,
+            )
         except KedroMlflowPipelineMLError:
             return pipeline
 

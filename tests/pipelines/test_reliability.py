@@ -289,7 +289,8 @@ def test_mistakes_outside_the_typed_groups_are_reported_by_the_hook(baseline):
             "  - model_training.seed: Input should be greater than or equal to 0; "
             "got -1",
             "  - reportng: unknown parameter (a typo?); expected one of "
-            "['data_ingestion', 'model_training', 'notebook', 'reporting']",
+            "['data_ingestion', 'export', 'inference', 'model_training', 'notebook', "
+            "'reporting', 'serving']",
         ],
         where=PREFLIGHT_PARAMETERS,
         runtime_params={
