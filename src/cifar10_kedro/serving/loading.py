@@ -19,6 +19,8 @@ from cifar10_kedro.prediction import check_model
 from cifar10_kedro.serving.app import ServiceConfig
 from cifar10_kedro.serving.params import ServingParams
 
+CONFIG = "training_config"
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,6 +57,21 @@ def _load_model(catalog: Any, version: str | None) -> tuple[Any, str]:
     return catalog.load(MODEL, version=version), version
 
 
+def _load_training_config(catalog: Any, version: str) -> dict[str, Any]:
+    """The training configuration saved with the model, under the model's version."""
+    if version == UNVERSIONED:
+        return catalog.load(CONFIG)
+    dataset = catalog.get(CONFIG, version=Version(version, None))
+    if not dataset.exists():
+        raise DatasetError(
+            f"'{CONFIG}' has no version '{version}' ({dataset}), the version of the "
+            f"'{MODEL}' to serve: the model card needs the configuration its training "
+            "saved with it. Serve a model that this project's training wrote, or train "
+            "again."
+        )
+    return catalog.load(CONFIG, version=version)
+
+
 def _card(catalog: Any, **fields: Any) -> dict[str, Any]:
     """The exported model card of this version if there is one, else a new card."""
     try:
@@ -89,7 +106,7 @@ def load_service_config(
             model=model,
             class_names=class_names,
             model_version=version,
-            training_parameters=params.get("model_training", {}),
+            training_config=_load_training_config(catalog, version),
             resize=inference.resize,
             max_pixels=inference.max_pixels,
         )
