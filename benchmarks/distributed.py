@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -228,7 +229,12 @@ def _run(
         if line.startswith(MARK)
     ]
     first = next(line for line in lines if line["process"] == 0)
-    return {**first, "mode": mode, "wall_s": time.perf_counter() - started}
+    return {
+        **first,
+        "mode": mode,
+        "wall_s": time.perf_counter() - started,
+        "load_average_1min": os.getloadavg()[0],
+    }
 
 
 def _machine(first: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +267,65 @@ def _machine(first: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _configurations(
+    args: argparse.Namespace, gpus: int
+) -> tuple[list[tuple[str, int, int, int]], list[str]]:
+    """Return what to measure, (mode, processes, virtual devices, GPUs) each, and
+    what cannot be measured on this machine."""
+    skipped = []
+    # (mode, processes, virtual devices, gpus) of each configuration.
+    configurations = [("none", 1, 0, 0)]
+    for count in sorted(set(args.processes) - {1}):
+        if gpus and gpus < count:
+            skipped.append(f"{count} processes: {gpus} GPU(s), one at least a process")
+            continue
+        configurations.append(("multi_process", count, 0, gpus))
+    if not gpus and args.virtual_devices > 1:
+        configurations.append(("data_parallel", 1, args.virtual_devices, 0))
+    elif gpus > 1:  # every GPU of the machine in one process
+        configurations.append(("data_parallel", 1, 0, 0))
+    elif gpus == 1:
+        skipped.append("1 process over several GPUs: this machine has one")
+    if not gpus:
+        skipped.append("GPUs: this machine has none (no GPU images/s, no GPU scaling)")
+    return configurations, skipped
+
+
+def _measure(
+    args: argparse.Namespace,
+    first: dict[str, Any],
+    configurations: list[tuple[str, int, int, int]],
+) -> list[dict[str, Any]]:
+    """Measure each configuration ``args.repeats`` times (``first``: the first
+    run of the first); return one row each."""
+    # The configurations take turns, --repeats times, so that a change in the load of
+    # a shared machine falls on all of them; each row keeps every repeat's figure and
+    # the median.
+    measured: list[list[dict[str, Any]]] = [[] for _ in configurations]
+    for repeat in range(args.repeats):
+        for index, (mode, count, virtual, gpu_count) in enumerate(configurations):
+            if repeat == 0 and index == 0:
+                row = first
+            else:
+                row = _run(args, mode, count, virtual, gpus=gpu_count)
+            row["repeat"] = repeat
+            measured[index].append(row)
+            _show(row)
+    rows = []
+    for runs in measured:
+        rates = [run["train_img_s"] for run in runs]
+        rows.append(
+            {
+                **runs[len(runs) // 2],
+                "train_img_s": statistics.median(rates),
+                "train_img_s_repeats": rates,
+                "load_average_1min": [run["load_average_1min"] for run in runs],
+            }
+        )
+        del rows[-1]["repeat"]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=None, help="configuration environment")
@@ -277,6 +342,9 @@ def main(argv: list[str] | None = None) -> None:
         default=2,
         help="on a CPU, also 1 process over this many virtual devices (0: not)",
     )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="measure every configuration this often"
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--output", type=Path, default=RESULTS / "distributed.json")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -289,40 +357,25 @@ def main(argv: list[str] | None = None) -> None:
     if 1 not in args.processes:
         parser.error("--processes must include 1 (the one-device reference)")
     load_before = os.getloadavg()
-    rows = [_run(args, "none", 1)]  # one device: the reference
-    _show(rows[-1])
-    first = rows[0]
+    first = _run(args, "none", 1)  # one device: the reference
     gpus = first["local_devices"] if first["platform"] != "cpu" else 0
-    skipped = []
-    for count in sorted(set(args.processes) - {1}):
-        if gpus and gpus < count:
-            skipped.append(f"{count} processes: {gpus} GPU(s), one at least a process")
-            continue
-        rows.append(_run(args, "multi_process", count, gpus=gpus))
-        _show(rows[-1])
-    if not gpus and args.virtual_devices > 1:
-        rows.append(_run(args, "data_parallel", 1, args.virtual_devices))
-        _show(rows[-1])
-    elif gpus > 1:  # every GPU of the machine in one process
-        rows.append(_run(args, "data_parallel", 1))
-        _show(rows[-1])
-    elif gpus == 1:
-        skipped.append("1 process over several GPUs: this machine has one")
-    if not gpus:
-        skipped.append("GPUs: this machine has none (no GPU images/s, no GPU scaling)")
+    configurations, skipped = _configurations(args, gpus)
+    rows = _measure(args, first, configurations)
     for row in rows:
-        row["relative_to_1_process"] = row["train_img_s"] / first["train_img_s"]
+        row["relative_to_1_process"] = row["train_img_s"] / rows[0]["train_img_s"]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     document = {
         "command": "python benchmarks/distributed.py " + " ".join(sys.argv[1:]),
         "date": stamp,
         "machine": _machine(first),
+        "repeats": args.repeats,
         # Other jobs share the machine: its load (1, 5, 15 min) around the runs.
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "note": (
-            "On a CPU all processes and virtual devices share the same cores, so "
-            "data parallelism shows its overhead (collectives, smaller per-device "
-            "batches, duplicated input work), not a speed-up."
+            "On a CPU all processes and virtual devices share the same cores: no "
+            "hardware is added, so the rows compare how well each configuration "
+            "uses those cores (and what its collectives cost), not the scaling of "
+            "data parallelism over more devices."
             if not gpus
             else "Each process or device trains its share of the same global batch."
         ),
