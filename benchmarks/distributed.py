@@ -5,6 +5,7 @@ Usage (from the project root)::
     python benchmarks/distributed.py                      # conf/base's model, CPU or GPU
     python benchmarks/distributed.py --processes 1 2 4 --steps 8
     python benchmarks/distributed.py --env smoke --virtual-devices 0
+    python benchmarks/distributed.py --env smoke --steps 10 --repeats 2  # the README's
 
 Each configuration runs in fresh processes (``KERAS_BACKEND=jax``), trains the
 environment's model on its global batch size (``model_training.fit.batch_size``) for
@@ -22,8 +23,10 @@ them. The configurations:
 
 The images are random uint8 arrays (speed does not depend on them). On a CPU, every
 process shares the same cores: more processes show the cost of data parallelism, not
-a speed-up. The figures, the machine and the command go to a JSON file (``--output``,
-by default ``benchmarks/results/distributed.json``).
+a speed-up. With ``--repeats`` the configurations take turns that many times (a
+change in the load of a shared machine falls on all of them); each row keeps every
+repeat's figure and their median. The figures, the machine, its load and the command
+go to a JSON file (``--output``, by default ``benchmarks/results/distributed.json``).
 """
 
 # ruff: noqa: I001 - the package is imported first: it quiets TensorFlow's start-up
