@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from cifar10_kedro.datasets import KerasModelDataset
 from cifar10_kedro.launch import free_port
@@ -125,7 +126,11 @@ def _stop_launch(output: Output) -> None:
 
 
 def _launch_environment(raw: Path) -> dict[str, str]:
-    return jax_environment(CIFAR10_RAW_PATH=str(raw))
+    env = jax_environment(CIFAR10_RAW_PATH=str(raw))
+    # Tracking as configured: conf/base's store in the project copy, on.
+    for name in ("MLFLOW_TRACKING_URI", "CIFAR10_KEDRO_TRACKING"):
+        env.pop(name, None)
+    return env
 
 
 @pytest.mark.slow
@@ -177,9 +182,18 @@ def test_kedro_launch_runs_the_smoke_dag_and_process_0_alone_writes(
     assert metrics["num_test_images"] == launched["num_test_images"] == 200
     assert metrics["accuracy"] == launched["accuracy"]
     assert metrics["log_loss"] == pytest.approx(launched["log_loss"], abs=1e-4)
-    mlruns = project / "mlruns"
-    if mlruns.is_dir():  # kedro-mlflow's default store: one run, process 0's
-        assert len(list(mlruns.glob("*/*/meta.yaml"))) == 1
+    # Process 0 alone tracked the run, in the project's SQLite store (conf/base's
+    # default): one MLflow run of the multi-process training.
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("cifar10-kedro-smoke")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["keras_backend"] == "jax"
+    modes = {
+        k: v for k, v in run.data.params.items() if k.endswith("distribution.mode")
+    }
+    assert set(modes.values()) == {"multi_process"}, run.data.params
+    assert not (project / "mlruns").exists()
 
 
 def _write_arrays(root: Path) -> None:
