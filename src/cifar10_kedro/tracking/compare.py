@@ -119,9 +119,9 @@ def compare_runs(
     env: str | None, experiments: tuple[str, ...], max_runs: int, all_params: bool
 ) -> None:
     """Print the recorded training runs side by side (newest first)."""
-    from kedro.framework.project import find_kedro_project  # noqa: PLC0415
     from kedro.framework.session import KedroSession  # noqa: PLC0415
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.utils import find_kedro_project  # noqa: PLC0415
     from mlflow.tracking import MlflowClient  # noqa: PLC0415
 
     project = find_kedro_project(Path.cwd()) or Path.cwd()
