@@ -15,19 +15,32 @@ from mlflow.tracking import MlflowClient
 from cifar10_kedro.tracking.datasets import MlflowSafeMetricsHistoryDataset
 
 
-@pytest.fixture
-def store(tmp_path):
-    """A SQLite tracking store of its own; no run is left active."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A SQLite tracking store of its own, for the module (creating one takes
+    seconds); each test has an experiment of its own."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     yield MlflowClient(uri)
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(autouse=True)
+def no_active_run():
+    """No run is left active by a test."""
+    yield
     while mlflow.active_run() is not None:
         try:
             mlflow.end_run()  # off the stack first; a deleted run then refuses it
         except MlflowException:
             pass
-    mlflow.set_tracking_uri(previous)
+
+
+def experiment(store, tmp_path, artifacts=None) -> str:
+    return store.create_experiment(
+        tmp_path.name, str(artifacts or tmp_path / "artifacts")
+    )
 
 
 def catalog(tmp_path) -> DataCatalog:
@@ -59,8 +72,7 @@ def saved(tmp_path) -> list:
 
 
 def test_with_a_run_the_file_and_the_metrics_are_logged(store, tmp_path):
-    experiment = store.create_experiment("e", str(tmp_path / "artifacts"))
-    run = mlflow.start_run(experiment_id=experiment).info.run_id
+    run = mlflow.start_run(experiment_id=experiment(store, tmp_path)).info.run_id
     entries = catalog(tmp_path)
     entries.save("report", {"a": 1})
     entries.save("scores", SCORES)
@@ -76,8 +88,9 @@ def test_a_failing_artifact_store_costs_a_warning(store, tmp_path, caplog):
     them (a real failure of the local artifact repository)."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    experiment = store.create_experiment("e", str(blocker / "artifacts"))
-    run = mlflow.start_run(experiment_id=experiment).info.run_id
+    artifacts = blocker / "artifacts"
+    run = mlflow.start_run(experiment_id=experiment(store, tmp_path, artifacts))
+    run = run.info.run_id
     entries = catalog(tmp_path)
     with caplog.at_level(logging.WARNING):
         entries.save("report", {"a": 1})
@@ -91,8 +104,7 @@ def test_a_failing_artifact_store_costs_a_warning(store, tmp_path, caplog):
 
 def test_a_failing_metric_store_costs_a_warning(store, tmp_path, caplog):
     """The run was deleted under the dataset: MLflow refuses its metrics."""
-    experiment = store.create_experiment("e", str(tmp_path / "artifacts"))
-    run = mlflow.start_run(experiment_id=experiment).info.run_id
+    run = mlflow.start_run(experiment_id=experiment(store, tmp_path)).info.run_id
     store.delete_run(run)
     with caplog.at_level(logging.WARNING):
         catalog(tmp_path).save("scores", SCORES)
@@ -100,19 +112,18 @@ def test_a_failing_metric_store_costs_a_warning(store, tmp_path, caplog):
 
 
 def test_without_an_active_run_nothing_is_logged_and_no_run_started(store, tmp_path):
-    experiment = store.create_experiment("e", str(tmp_path / "artifacts"))
-    mlflow.set_experiment(experiment_id=experiment)
+    created = experiment(store, tmp_path)
+    mlflow.set_experiment(experiment_id=created)
     entries = catalog(tmp_path)
     entries.save("report", {"a": 1})
     entries.save("scores", SCORES)
     assert len(saved(tmp_path)) == 1
     assert mlflow.active_run() is None
-    assert store.search_runs([experiment, "0"]) == []
+    assert store.search_runs([created, "0"]) == []
 
 
 def test_logging_switched_off_logs_nothing(store, tmp_path):
-    experiment = store.create_experiment("e", str(tmp_path / "artifacts"))
-    run = mlflow.start_run(experiment_id=experiment).info.run_id
+    run = mlflow.start_run(experiment_id=experiment(store, tmp_path)).info.run_id
     entries = catalog(tmp_path)
     for name in ("report", "scores"):
         entries[name]._logging_activated = False  # noqa: SLF001 - as kedro-mlflow does
