@@ -246,6 +246,8 @@ def test_compare_runs_prints_the_trainings_side_by_side(tracked):
     # Only what differs between the runs: the seed, not the batch size.
     assert table.loc["param model_training.seed"].tolist() == ["7", "42"]
     assert "param model_training.fit.batch_size" not in table.index
+    # Read by the first run only (the second trained from its arrays): no difference.
+    assert "param data_ingestion.seed" not in table.index
     result = kedro_command(tracked, "compare-runs", "--env", "smoke")
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("test_accuracy", "test_tta_accuracy", "model version"):
