@@ -262,16 +262,16 @@ def prepare_image(
     )
 
 
-def _read(load: Callable[[], bytes]) -> bytes | OSError:
+def _read(load: Callable[[], bytes]) -> bytes | ImageError | OSError:
     try:
         return load()
-    except OSError as exc:
+    except (ImageError, OSError) as exc:  # that image's result, as in prepare_many
         return exc
 
 
-def _replay(read: bytes | OSError) -> Callable[[], bytes]:
+def _replay(read: bytes | ImageError | OSError) -> Callable[[], bytes]:
     def load() -> bytes:
-        if isinstance(read, OSError):
+        if isinstance(read, ImageError | OSError):
             raise read
         return read
 

@@ -73,9 +73,11 @@ def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
         project, *args, CIFAR10_RAW_PATH=str(raw), MLFLOW_TRACKING_URI=uri
     )
     output = result.stdout + result.stderr
+    (tmp_path / "resumed.log").write_text(output)
     assert result.returncode == 0, output[-3000:]
     assert f"Resuming training at epoch {done + 1} of {epochs}" in output
     assert "continues MLflow run" in output
+    assert "MLflow tracking: could not" not in output  # no failure, no warning
 
     (run,) = client.search_runs([experiment])  # the active ones: one
     assert run.info.run_id == interrupted.info.run_id
@@ -87,6 +89,11 @@ def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
     assert run.data.tags["trained_model_version"] == model_version
     assert run.data.tags["resumed_at_epoch"] == str(done + 1)
     assert "test_accuracy" in run.data.metrics
+    # What the nodes before training logged (to the run started, then deleted) is
+    # the continued run's too.
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/sample_grid.png", "plots/confusion_matrix.png"} <= plots
+    assert run.data.params["model_training.fit.epochs"] == str(epochs)
     # The run the second command started, then left for the interrupted one.
     deleted = client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)
     assert len(deleted) == 1

@@ -246,6 +246,8 @@ def test_compare_runs_prints_the_trainings_side_by_side(tracked):
     # Only what differs between the runs: the seed, not the batch size.
     assert table.loc["param model_training.seed"].tolist() == ["7", "42"]
     assert "param model_training.fit.batch_size" not in table.index
+    # Read by the first run only (the second trained from its arrays): no difference.
+    assert "param data_ingestion.seed" not in table.index
     result = kedro_command(tracked, "compare-runs", "--env", "smoke")
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("test_accuracy", "test_tta_accuracy", "model version"):
@@ -293,6 +295,36 @@ def test_an_unreachable_store_costs_a_warning_not_a_result(tracked):
     assert len(versions(data, "06_models/model.keras")) == before + 1
     assert len(versions(data, "08_reporting/test_metrics.json")) == reports_before + 1
     assert latest(data, "08_reporting/confusion_matrix.png").is_file()
+
+
+def test_a_store_failing_during_the_run_costs_warnings_not_a_result(tracked, tmp_path):
+    """The store answers, but the experiment's artifacts cannot be written (they go
+    under a regular file): `--pipeline reporting` still finishes and writes every
+    report; the catalog's artifact datasets warn; the run and its metrics are
+    recorded."""
+    data = tracked["data"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(EXPERIMENT, str(blocker / "artifacts"))
+    reports_before = len(versions(data, "08_reporting/test_metrics.json"))
+    plots_before = len(versions(data, "08_reporting/confusion_matrix.png"))
+    result = kedro_run(
+        tracked["project"],
+        "--pipeline",
+        "reporting",
+        MLFLOW_TRACKING_URI=uri,
+        CIFAR10_RAW_PATH=str(tracked["raw"]),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "MLflow tracking: could not log" in output
+    assert len(versions(data, "08_reporting/test_metrics.json")) == reports_before + 1
+    assert len(versions(data, "08_reporting/confusion_matrix.png")) == plots_before + 1
+    (run,) = client.search_runs([experiment])
+    assert run.info.status == "FINISHED"
+    assert "test_accuracy" in run.data.metrics
 
 
 def test_tracking_turned_off_records_nothing(tracked):

@@ -3,7 +3,7 @@
 One column per training run (newest first): when and where it ran, how long it took,
 its model version, its test accuracy plain and with test-time augmentation (from the
 run, or from the newest reporting run recorded under it), and every parameter whose
-value differs between the runs shown.
+value differs between the runs shown that read it.
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def runs_table(
     table = pd.DataFrame(columns)
     params = [i for i in table.index if i.startswith("param ")]
     if not all_params:
-        same = [
-            i for i in params if table.loc[i].astype(str).nunique(dropna=False) <= 1
-        ]
+        # A parameter differs when the runs that read it disagree: a run that did not
+        # read it (one that trained from the arrays of an earlier run) shows a blank.
+        same = [i for i in params if table.loc[i].dropna().astype(str).nunique() <= 1]
         table = table.drop(index=same)
     return table.fillna("")
 
@@ -119,9 +119,9 @@ def compare_runs(
     env: str | None, experiments: tuple[str, ...], max_runs: int, all_params: bool
 ) -> None:
     """Print the recorded training runs side by side (newest first)."""
-    from kedro.framework.project import find_kedro_project  # noqa: PLC0415
     from kedro.framework.session import KedroSession  # noqa: PLC0415
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.utils import find_kedro_project  # noqa: PLC0415
     from mlflow.tracking import MlflowClient  # noqa: PLC0415
 
     project = find_kedro_project(Path.cwd()) or Path.cwd()

@@ -410,7 +410,10 @@ class TrackingHook(MlflowHook):
         return {f"{prefix}{CALLBACKS}": [*inputs[f"{prefix}{CALLBACKS}"], callback]}
 
     def _continue_interrupted_run(self, fingerprint: str, state: dict) -> None:
-        """Make the run of the interrupted training, if recorded, this run's."""
+        """Make the run of the interrupted training, if recorded, this run's: what
+        this run recorded so far (parameters, tags, metrics, artifacts of the nodes
+        before training) is copied to it, and the run started for this command is
+        deleted."""
         try:
             found = self._client.search_runs(
                 [self._experiment_id],
@@ -429,15 +432,16 @@ class TrackingHook(MlflowHook):
             if earlier is None:
                 return
             old, new = earlier.info.run_id, self.run_id
-            logged = self._client.get_run(new).data
-            have = earlier.data.params
-            missing = {k: v for k, v in logged.params.items() if k not in have}
-            for key, value in missing.items():
-                self._client.log_param(old, key, value)
-            mlflow.end_run()
-            self._client.delete_run(new)
-            mlflow.start_run(run_id=old)
+            _copy_run(self._client, new, earlier)
+            # Every entry of the new run off MLflow's stack of active runs, then the
+            # interrupted one on it, RUNNING again.
+            while (active := mlflow.active_run()) is not None and (
+                active.info.run_id == new
+            ):
+                mlflow.end_run()
+            mlflow.start_run(run_id=old, nested=mlflow.active_run() is not None)
             self.run_id = old
+            self._client.delete_run(new)
             self._client.set_tag(old, "resumed_at_epoch", str(state["epoch"] + 1))
             logger.info(
                 "MLflow: training resumes at epoch %d, so this run continues MLflow "
@@ -565,6 +569,30 @@ def _quiet_model_logging() -> Iterator[None]:
             os.environ.pop(bar, None)
         else:
             os.environ[bar] = previous
+
+
+def _copy_run(client: Any, source: str, target: Any) -> None:
+    """Copy what run ``source`` recorded to the run ``target`` (a Run): parameters it
+    lacks, tags (but MLflow's own), metric histories and artifacts."""
+    import tempfile  # noqa: PLC0415
+
+    from mlflow.entities import Metric, Param, RunTag  # noqa: PLC0415
+
+    data = client.get_run(source).data
+    have = target.data.params
+    params = [Param(k, v) for k, v in data.params.items() if k not in have]
+    tags = [RunTag(k, v) for k, v in data.tags.items() if not k.startswith("mlflow.")]
+    metrics = [
+        Metric(m.key, m.value, m.timestamp, m.step)
+        for key in data.metrics
+        for m in client.get_metric_history(source, key)
+    ]
+    run_id = target.info.run_id
+    client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+    if client.list_artifacts(source):
+        with tempfile.TemporaryDirectory() as folder:
+            local = client.download_artifacts(source, "", folder)
+            client.log_artifacts(run_id, local)
 
 
 def _checkpoint_state(fit: Any, config: dict[str, Any]) -> dict | None:
