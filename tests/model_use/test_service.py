@@ -292,9 +292,14 @@ def test_a_burst_of_200_concurrent_requests_is_answered_correctly(server, compar
 
 def test_the_token_rule(trained_project, tmp_path, compared):
     folder, expected = compared
-    models = trained_project / "data/smoke/06_models/model.keras"
+    # An earlier training: its model and the configuration saved with it.
+    saved = [
+        trained_project / "data/smoke/06_models" / name
+        for name in ("model.keras", "training_config.json")
+    ]
     older = "2000-01-01T00.00.00.000Z"
-    shutil.copytree(models / model_version(trained_project), models / older)
+    for folder_ in saved:
+        shutil.copytree(folder_ / model_version(trained_project), folder_ / older)
     image = [("files", ("cat.jpg", (folder / "cat_0000.jpg").read_bytes()))]
     try:
         # With a token, a non-loopback address is allowed; --load-version is honoured.
@@ -329,7 +334,8 @@ def test_the_token_rule(trained_project, tmp_path, compared):
                 == older
             )
     finally:
-        shutil.rmtree(models / older)
+        for folder_ in saved:
+            shutil.rmtree(folder_ / older)
 
 
 def test_a_non_loopback_address_without_a_token_is_refused(trained_project):
@@ -373,5 +379,27 @@ def test_an_unknown_model_version_is_a_clear_error(trained_project):
     )
     assert result.returncode != 0
     assert "'trained_model' has no version '1999-nope'" in " ".join(
+        (result.stdout + result.stderr).split()
+    )
+
+
+def test_a_model_without_its_training_configuration_is_a_clear_error(trained_project):
+    models = trained_project / "data/smoke/06_models/model.keras"
+    alone = "2001-01-01T00.00.00.000Z"  # a model copied without training_config.json
+    shutil.copytree(models / model_version(trained_project), models / alone)
+    try:
+        result = subprocess.run(
+            serve_command("--port", str(free_port()), "--load-version", alone),
+            cwd=trained_project,
+            env=server_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(models / alone)
+    assert result.returncode != 0
+    assert f"'training_config' has no version '{alone}'" in " ".join(
         (result.stdout + result.stderr).split()
     )
