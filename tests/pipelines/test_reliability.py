@@ -510,7 +510,7 @@ def test_reporting_refuses_a_model_saved_without_its_history(baseline):
 # ----------------------------------------------------------------------- resume
 
 
-def _completed_epochs(state: Path) -> int:
+def completed_epochs(state: Path) -> int:
     try:
         return json.loads(state.read_text())["epoch"]
     except (OSError, ValueError):
@@ -539,7 +539,7 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
         command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 300
-    while _completed_epochs(state()) < 2:  # noqa: PLR2004
+    while completed_epochs(state()) < 2:  # noqa: PLR2004
         assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -547,7 +547,7 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
     killed.wait()
     log.close()
     folder = state().parent
-    done = _completed_epochs(state())
+    done = completed_epochs(state())
     assert 2 <= done < epochs  # noqa: PLR2004
     assert not versions(data, "06_models/model.keras")  # the killed run saved none
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,15 +13,12 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from tests.pipelines.test_pipelines import make_project_copy, versions
-from tests.pipelines.test_reliability import tree_members, write_tar_gz
+from tests.pipelines.test_reliability import (
+    completed_epochs,
+    tree_members,
+    write_tar_gz,
+)
 from tests.tracking.conftest import EXPERIMENT, kedro_run, store_uri
-
-
-def _completed_epochs(state: Path) -> int:
-    try:
-        return json.loads(state.read_text())["epoch"]
-    except (OSError, ValueError):
-        return 0
 
 
 @pytest.mark.slow
@@ -55,14 +51,14 @@ def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 300
-    while _completed_epochs(state()) < 2:  # noqa: PLR2004
+    while completed_epochs(state()) < 2:  # noqa: PLR2004
         assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.02)
     killed.kill()  # SIGKILL: the MLflow run is left RUNNING, nothing cleans up
     killed.wait()
     log.close()
-    done = _completed_epochs(state())
+    done = completed_epochs(state())
     assert 2 <= done < epochs  # noqa: PLR2004
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id

@@ -42,34 +42,35 @@ def load_settings(
     )
 
 
+def _load_version(catalog: Any, name: str, version: str, missing: str) -> Any:
+    """Load version ``version`` of dataset ``name``; ``missing`` ends the error that a
+    version that does not exist raises."""
+    if version == UNVERSIONED:
+        return catalog.load(name)
+    dataset = catalog.get(name, version=Version(version, None))
+    if not dataset.exists():
+        raise DatasetError(f"'{name}' has no version '{version}' ({dataset}){missing}")
+    return catalog.load(name, version=version)
+
+
 def _load_model(catalog: Any, version: str | None) -> tuple[Any, str]:
     if version is None:
         version = resolve_model_version(catalog)
-    if version == UNVERSIONED:
-        return catalog.load(MODEL), version
-    dataset = catalog.get(MODEL, version=Version(version, None))
-    if not dataset.exists():
-        raise DatasetError(
-            f"'{MODEL}' has no version '{version}' ({dataset}); "
-            "pick one of the folders under its path, or leave --load-version out "
-            "for the newest."
-        )
-    return catalog.load(MODEL, version=version), version
+    missing = (
+        "; pick one of the folders under its path, or leave --load-version out "
+        "for the newest."
+    )
+    return _load_version(catalog, MODEL, version, missing), version
 
 
 def _load_training_config(catalog: Any, version: str) -> dict[str, Any]:
     """The training configuration saved with the model, under the model's version."""
-    if version == UNVERSIONED:
-        return catalog.load(CONFIG)
-    dataset = catalog.get(CONFIG, version=Version(version, None))
-    if not dataset.exists():
-        raise DatasetError(
-            f"'{CONFIG}' has no version '{version}' ({dataset}), the version of the "
-            f"'{MODEL}' to serve: the model card needs the configuration its training "
-            "saved with it. Serve a model that this project's training wrote, or train "
-            "again."
-        )
-    return catalog.load(CONFIG, version=version)
+    missing = (
+        f", the version of the '{MODEL}' to serve: the model card needs the "
+        "configuration its training saved with it. Serve a model that this project's "
+        "training wrote, or train again."
+    )
+    return _load_version(catalog, CONFIG, version, missing)
 
 
 def _card(catalog: Any, **fields: Any) -> dict[str, Any]:
