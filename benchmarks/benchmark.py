@@ -41,6 +41,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -285,25 +286,39 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write(output: Path | None, mode: str, result: dict[str, Any]) -> Path:
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def stamped(mode: str) -> Path:
+    """The default JSON file of a benchmark started now."""
+    return RESULTS / f"{mode}-{_now()}.json"
+
+
+def write(
+    output: Path | None, mode: str, result: dict[str, Any], *, quiet: bool = False
+) -> Path:
     """Write ``result`` with the machine and the command to ``output`` (a JSON file)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = output or RESULTS / f"{mode}-{stamp}.json"
+    path = output or stamped(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "command": "python benchmarks/benchmark.py " + " ".join(sys.argv[1:]),
-        "date": stamp,
+        "date": _now(),
         "machine": machine(),
         **result,
     }
     path.write_text(json.dumps(document, indent=1, default=str) + "\n")
-    print(f"\nwritten to {path}", flush=True)
+    if not quiet:
+        print(f"\nwritten to {path}", flush=True)
     return path
 
 
-def seeds(env: str, extra: dict[str, Any], count: int) -> dict[str, Any]:
+def seeds(
+    env: str, extra: dict[str, Any], count: int, save: Callable[[dict], Any]
+) -> dict[str, Any]:
     """Run the configuration ``count`` times with seeds 0..count-1 (model training and
-    data order; the split stays); return each run's figures and mean / std."""
+    data order; the split stays); return each run's figures and mean / std. ``save``
+    gets the runs so far after each one, so an interrupted benchmark keeps them."""
     runs = []
     for seed in range(count):
         params = merged(extra, {"model_training": {"seed": seed}})
@@ -311,6 +326,7 @@ def seeds(env: str, extra: dict[str, Any], count: int) -> dict[str, Any]:
         print(f"\n[seed {seed}]", flush=True)
         print_figures(figures)
         runs.append(figures)
+        save({"env": env, "params": extra, "runs": runs})
     summary = {}
     for key in (
         "test_accuracy",
@@ -334,11 +350,20 @@ def seeds(env: str, extra: dict[str, Any], count: int) -> dict[str, Any]:
     return {"env": env, "params": extra, "runs": runs, "summary": summary}
 
 
-def ablation(env: str, extra: dict[str, Any], only: list[str] | None) -> dict[str, Any]:
-    """Train the configuration, then again with each ingredient switched off; return
-    the best validation accuracy and seconds an epoch of each (no test set read)."""
+def ablation(
+    env: str,
+    extra: dict[str, Any],
+    only: list[str] | None,
+    save: Callable[[dict], Any],
+    *,
+    recipe: bool = True,
+) -> dict[str, Any]:
+    """Train the configuration (unless ``recipe`` is false), then again with each
+    ingredient switched off; return the best validation accuracy and seconds an epoch
+    of each (no test set read). ``save`` gets the rows so far after each run."""
     rows = []
-    names = ["(the recipe)", *(only or INGREDIENTS)]
+    names = ["(the recipe)"] if recipe else []
+    names += only or list(INGREDIENTS)
     for name in names:
         params = merged(extra, {"model_training": INGREDIENTS.get(name, {})})
         figures = run_config(env, params, speeds=False, report=False)
@@ -353,6 +378,7 @@ def ablation(env: str, extra: dict[str, Any], only: list[str] | None) -> dict[st
             flush=True,
         )
         rows.append(row)
+        save({"env": env, "params": extra, "rows": rows})
     return {"env": env, "params": extra, "rows": rows}
 
 
@@ -421,6 +447,11 @@ def main(argv: list[str] | None = None) -> None:
     mode.add_argument("--sweep", nargs="+", metavar="W1,W2,W3", help="speed only")
     parser.add_argument("--minutes", type=float, default=10.0, help="--compare budget")
     parser.add_argument("--epochs", type=int, help="--ablation: epochs of each run")
+    parser.add_argument(
+        "--no-recipe",
+        action="store_true",
+        help="--ablation: skip the recipe's own run (its row comes from another run)",
+    )
     parser.add_argument("--output", type=Path, help="JSON file for the figures")
     parser.add_argument("--project", type=Path, default=PROJECT, help="Kedro project")
     args = parser.parse_args(argv)
@@ -440,9 +471,24 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(
                 f"unknown ingredient(s) {sorted(unknown)}; expected {list(INGREDIENTS)}"
             )
-        write(args.output, "ablation", ablation(args.env, extra, args.ablation or None))
+        output = args.output or stamped("ablation")
+        result = ablation(
+            args.env,
+            extra,
+            args.ablation or None,
+            lambda partial: write(output, "ablation", partial, quiet=True),
+            recipe=not args.no_recipe,
+        )
+        write(output, "ablation", result)
     elif args.seeds:
-        write(args.output, "seeds", seeds(args.env, extra, args.seeds))
+        output = args.output or stamped("seeds")
+        result = seeds(
+            args.env,
+            extra,
+            args.seeds,
+            lambda partial: write(output, "seeds", partial, quiet=True),
+        )
+        write(output, "seeds", result)
     else:
         start = time.perf_counter()
         figures = run_config(args.env, extra)

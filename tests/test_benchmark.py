@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -185,3 +186,62 @@ def test_params_are_parsed_as_yaml() -> None:
         "e": 0.5,
         "f": "x",
     }
+
+
+def _benchmark_module():
+    """benchmarks/benchmark.py, imported (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_script", PROJECT_ROOT / "benchmarks" / "benchmark.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_interrupted_ablation_keeps_the_rows_it_finished(monkeypatch, tmp_path):
+    benchmark = _benchmark_module()
+    calls = []
+
+    def run_config(env, params, *, speeds=True, report=True):
+        calls.append(params)
+        if len(calls) == 2:  # noqa: PLR2004 - the second run breaks
+            raise KeyboardInterrupt
+        return {"best_val_accuracy": 0.5, "epoch_s": 3.0, "epochs": 2}
+
+    monkeypatch.setattr(benchmark, "run_config", run_config)
+    output = tmp_path / "ablation.json"
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.ablation(
+            "smoke",
+            {},
+            ["lookahead", "GELU (ReLU instead)"],
+            lambda partial: benchmark.write(output, "ablation", partial, quiet=True),
+            recipe=False,
+        )
+    written = json.loads(output.read_text())
+    # No recipe row: the first run is the first ingredient's.
+    assert [r["without"] for r in written["rows"]] == ["lookahead"]
+    assert calls[0] == {
+        "model_training": {"compile": {"optimizer": {"lookahead": None}}}
+    }
+
+
+def test_seeds_save_each_run_as_it_ends(monkeypatch):
+    benchmark = _benchmark_module()
+    monkeypatch.setattr(
+        benchmark,
+        "run_config",
+        lambda env, params, *, speeds=True, report=True: {
+            "test_accuracy": 0.5 + params["model_training"]["seed"] / 10,
+            "training_s": 1.0,
+        },
+    )
+    saved = []
+    result = benchmark.seeds(
+        "smoke",
+        {},
+        3,
+        lambda partial: saved.append([r["test_accuracy"] for r in partial["runs"]]),
+    )
+    assert saved == [[0.5], [0.5, 0.6], [0.5, 0.6, 0.7]]
+    assert result["summary"]["test_accuracy"]["mean"] == pytest.approx(0.6)
