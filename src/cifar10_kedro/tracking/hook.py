@@ -192,11 +192,11 @@ class TrackingHook(MlflowHook):
             exc,
         )
 
-    @property
+    # Methods, not properties: pluggy before 1.7 reads every attribute of a hook
+    # object when it is registered, before any configuration exists.
     def _client(self) -> Any:
         return self.mlflow_config.server._mlflow_client  # noqa: SLF001
 
-    @property
     def _experiment_id(self) -> str:
         return self.mlflow_config.tracking.experiment._experiment.experiment_id  # noqa: SLF001
 
@@ -347,8 +347,8 @@ class TrackingHook(MlflowHook):
         except Exception:  # noqa: BLE001 - the run itself says there is no model
             return None
         try:
-            found = self._client.search_runs(
-                [self._experiment_id],
+            found = self._client().search_runs(
+                [self._experiment_id()],
                 filter_string=f"tags.{MODEL_VERSION_TAG} = '{version}'",
                 order_by=["attributes.start_time ASC"],
                 max_results=50,
@@ -364,7 +364,7 @@ class TrackingHook(MlflowHook):
             return
         try:
             for key, value in tags.items():
-                self._client.set_tag(self.run_id, key, str(value))
+                self._client().set_tag(self.run_id, key, str(value))
         except Exception as exc:  # noqa: BLE001
             self._failed("tag the MLflow run", exc)
 
@@ -404,7 +404,7 @@ class TrackingHook(MlflowHook):
                 "device": device(),
             }
         )
-        callback = MlflowEpochMetrics(self._client, self.run_id, prefix)
+        callback = MlflowEpochMetrics(self._client(), self.run_id, prefix)
         if state is not None:  # epochs checkpointed but not logged
             callback.log(self._unlogged_epochs(state, prefix))
         return {f"{prefix}{CALLBACKS}": [*inputs[f"{prefix}{CALLBACKS}"], callback]}
@@ -415,8 +415,8 @@ class TrackingHook(MlflowHook):
         before training) is copied to it, and the run started for this command is
         deleted."""
         try:
-            found = self._client.search_runs(
-                [self._experiment_id],
+            found = self._client().search_runs(
+                [self._experiment_id()],
                 filter_string=f"tags.{FINGERPRINT_TAG} = '{fingerprint}'",
                 order_by=["attributes.start_time DESC"],
                 max_results=20,
@@ -432,7 +432,7 @@ class TrackingHook(MlflowHook):
             if earlier is None:
                 return
             old, new = earlier.info.run_id, self.run_id
-            _copy_run(self._client, new, earlier)
+            _copy_run(self._client(), new, earlier)
             # Every entry of the new run off MLflow's stack of active runs, then the
             # interrupted one on it, RUNNING again.
             while (active := mlflow.active_run()) is not None and (
@@ -441,8 +441,8 @@ class TrackingHook(MlflowHook):
                 mlflow.end_run()
             mlflow.start_run(run_id=old, nested=mlflow.active_run() is not None)
             self.run_id = old
-            self._client.delete_run(new)
-            self._client.set_tag(old, "resumed_at_epoch", str(state["epoch"] + 1))
+            self._client().delete_run(new)
+            self._client().set_tag(old, "resumed_at_epoch", str(state["epoch"] + 1))
             logger.info(
                 "MLflow: training resumes at epoch %d, so this run continues MLflow "
                 "run %s (the interrupted one); the run started for it is deleted.",
@@ -456,7 +456,7 @@ class TrackingHook(MlflowHook):
         try:
             logged = {
                 m.step
-                for m in self._client.get_metric_history(
+                for m in self._client().get_metric_history(
                     self.run_id, f"{prefix}val_accuracy"
                 )
             }
