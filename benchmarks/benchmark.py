@@ -7,6 +7,7 @@ Usage (from the project root, after ``bash scripts/setup.sh``)::
     python benchmarks/benchmark.py --env notebook --params model_training.fit.epochs=3
     python benchmarks/benchmark.py --compare --minutes 10   # notebook vs default
     python benchmarks/benchmark.py --ablation --epochs 4     # each ingredient off in turn
+    python benchmarks/benchmark.py --ablation --speed         # ... its training speed only
     python benchmarks/benchmark.py --sweep 64,128,256 64,256,256   # training speed only
 
 Every figure has one definition, here:
@@ -357,13 +358,17 @@ def ablation(
     save: Callable[[dict], Any],
     *,
     recipe: bool = True,
+    speed: bool = False,
 ) -> dict[str, Any]:
     """Train the configuration (unless ``recipe`` is false), then again with each
     ingredient switched off; return the best validation accuracy and seconds an epoch
-    of each (no test set read). ``save`` gets the rows so far after each run."""
+    of each (no test set read). ``save`` gets the rows so far after each run. With
+    ``speed``, train nothing to the end: measure each one's training images/s."""
     rows = []
     names = ["(the recipe)"] if recipe else []
     names += only or list(INGREDIENTS)
+    if speed:
+        return _ablation_speed(env, extra, names, save)
     for name in names:
         params = merged(extra, {"model_training": INGREDIENTS.get(name, {})})
         figures = run_config(env, params, speeds=False, report=False)
@@ -377,6 +382,24 @@ def ablation(
             f"{name:<55}{row['best_val_accuracy']:>10.4f}{row['epoch_s']:>10.1f}",
             flush=True,
         )
+        rows.append(row)
+        save({"env": env, "params": extra, "rows": rows})
+    return {"env": env, "params": extra, "rows": rows}
+
+
+def _ablation_speed(
+    env: str, extra: dict[str, Any], names: list[str], save: Callable[[dict], Any]
+) -> dict[str, Any]:
+    """Return the training images/s (and the seconds an epoch of training they
+    imply) of each configuration of an ablation."""
+    ensure_arrays(env, extra)
+    x, y = load(env, extra, "x_train", "y_train")
+    rows = []
+    for name in names:
+        params = merged(extra, {"model_training": INGREDIENTS.get(name, {})})
+        rate, _ = training_rate(training_params(env, params), x, y)
+        row = {"without": name, "train_img_s": rate, "train_s_per_epoch": len(x) / rate}
+        print(f"{name:<55}{rate:>10.1f}{len(x) / rate:>10.1f}", flush=True)
         rows.append(row)
         save({"env": env, "params": extra, "rows": rows})
     return {"env": env, "params": extra, "rows": rows}
@@ -448,6 +471,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="--compare budget")
     parser.add_argument("--epochs", type=int, help="--ablation: epochs of each run")
     parser.add_argument(
+        "--speed",
+        action="store_true",
+        help="--ablation: each one's training images/s only (nothing trained to the end)",
+    )
+    parser.add_argument(
         "--no-recipe",
         action="store_true",
         help="--ablation: skip the recipe's own run (its row comes from another run)",
@@ -478,6 +506,7 @@ def main(argv: list[str] | None = None) -> None:
             args.ablation or None,
             lambda partial: write(output, "ablation", partial, quiet=True),
             recipe=not args.no_recipe,
+            speed=args.speed,
         )
         write(output, "ablation", result)
     elif args.seeds:

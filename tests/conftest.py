@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -17,6 +19,18 @@ import kedro.framework.project  # noqa: E402, F401
 import pytest  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (scripts, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(
+        f"benchmarks_{name}", PROJECT_ROOT / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # The official label order, written out here rather than taken from the code under test.
 OFFICIAL_CLASS_NAMES = [
     "airplane",

@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, benchmark_script
 from tests.pipelines.test_pipelines import make_project_copy
 
 FIGURES = [
@@ -188,18 +188,8 @@ def test_params_are_parsed_as_yaml() -> None:
     }
 
 
-def _benchmark_module():
-    """benchmarks/benchmark.py, imported (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_script", PROJECT_ROOT / "benchmarks" / "benchmark.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_an_interrupted_ablation_keeps_the_rows_it_finished(monkeypatch, tmp_path):
-    benchmark = _benchmark_module()
+    benchmark = benchmark_script("benchmark")
     calls = []
 
     def run_config(env, params, *, speeds=True, report=True):
@@ -227,7 +217,7 @@ def test_an_interrupted_ablation_keeps_the_rows_it_finished(monkeypatch, tmp_pat
 
 
 def test_seeds_save_each_run_as_it_ends(monkeypatch):
-    benchmark = _benchmark_module()
+    benchmark = benchmark_script("benchmark")
     monkeypatch.setattr(
         benchmark,
         "run_config",
@@ -245,3 +235,43 @@ def test_seeds_save_each_run_as_it_ends(monkeypatch):
     )
     assert saved == [[0.5], [0.5, 0.6], [0.5, 0.6, 0.7]]
     assert result["summary"]["test_accuracy"]["mean"] == pytest.approx(0.6)
+
+
+def test_ablation_speed_measures_each_configuration_without_training(
+    monkeypatch, tmp_path
+) -> None:
+    benchmark = benchmark_script("benchmark")
+    x = np.zeros((900, 32, 32, 3), np.uint8)
+    monkeypatch.setattr(benchmark, "ensure_arrays", lambda env, params: None)
+    monkeypatch.setattr(
+        benchmark, "load", lambda env, params, *names: [x, x[:, 0, 0, 0]]
+    )
+    monkeypatch.setattr(benchmark, "training_params", lambda env, params: params)
+    rates = {None: 90.0, "relu": 100.0}
+    monkeypatch.setattr(
+        benchmark,
+        "training_rate",
+        lambda params, x, y: (
+            rates[
+                params.get("model_training", {})
+                .get("model", {})
+                .get("fast_cnn", {})
+                .get("activation")
+            ],
+            1,
+        ),
+    )
+    monkeypatch.setattr(
+        benchmark,
+        "run_config",
+        lambda *a, **k: pytest.fail("--speed trains nothing to the end"),
+    )
+    result = benchmark.ablation(
+        "smoke", {}, ["GELU (ReLU instead)"], lambda partial: None, speed=True
+    )
+    assert [
+        (r["without"], r["train_img_s"], r["train_s_per_epoch"]) for r in result["rows"]
+    ] == [
+        ("(the recipe)", 90.0, 10.0),
+        ("GELU (ReLU instead)", 100.0, 9.0),
+    ]
