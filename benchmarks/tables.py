@@ -1,0 +1,149 @@
+"""Print the README's result tables from the JSON files under benchmarks/results/.
+
+Usage::
+
+    python benchmarks/tables.py            # every table, in Markdown
+    python benchmarks/tables.py --readme   # write them into README.md, under their markers
+
+The README's tables are this script's output (each under a ``<!-- benchmarks/tables.py
+NAME -->`` line); a test checks that they still are, so that no figure in them is typed
+by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / name).read_text())
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def ablation_table() -> str:
+    """Each ingredient off in turn: validation accuracy after the recipe's 10 epochs (one
+    GPU run each) and training seconds an epoch on this project's 2-core machine."""
+    accuracy = {r["without"]: r for r in _load("ablation-gpu-h200.json")["rows"]}
+    speed = {r["without"]: r for r in _load("ablation-speed-avx2.json")["rows"]}
+    recipe = accuracy["(the recipe)"]["best_val_accuracy"]
+    lines = [
+        "| switched off | val. accuracy % (GPU, 10 epochs) | change, points | "
+        "training s an epoch (2 cores, AVX2, float32) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, row in accuracy.items():
+        value = row["best_val_accuracy"]
+        change = "" if name == "(the recipe)" else f"{100 * (value - recipe):+.2f}"
+        seconds = speed.get(name, {}).get("train_s_per_epoch")
+        shown = f"{seconds:.0f}" if seconds is not None else "-"
+        lines.append(f"| {name} | {_pct(value)} | {change} | {shown} |")
+    return "\n".join(lines)
+
+
+LABELS = {
+    "test_accuracy": "test accuracy",
+    "test_accuracy_tta": "test accuracy with TTA",
+    "best_val_accuracy": "best validation accuracy",
+}
+
+
+def seeds_table() -> str:
+    """The recipe over 5 seeds on one GPU: mean +- std of each figure."""
+    summary = _load("seeds-gpu-h200.json")["summary"]
+    lines = ["| figure | mean | std | min | max |", "|---|---:|---:|---:|---:|"]
+    for key, s in summary.items():
+        if key == "training_s":
+            cells = [f"{s[k]:.1f}" for k in ("mean", "std", "min", "max")]
+            lines.append(f"| training seconds (10 epochs) | {' | '.join(cells)} |")
+        else:
+            cells = [_pct(s[k]) for k in ("mean", "std", "min", "max")]
+            lines.append(f"| {LABELS.get(key, key)} % | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def epochs_table() -> str:
+    """The recipe at more epochs (one GPU run each): what a longer budget buys."""
+    rows = _load("epochs-gpu-h200.json")["runs"]
+    seeded = _load("seeds-gpu-h200.json")
+    seeds = seeded["summary"]
+    val_tta = statistics.fmean(r["val_accuracy_tta"] for r in seeded["runs"])
+    lines = [
+        "| epochs | best val. accuracy % | val. TTA % | test % | test TTA % |",
+        "|---:|---:|---:|---:|---:|",
+        f"| 10 (mean of 5 seeds) | {_pct(seeds['best_val_accuracy']['mean'])} | "
+        f"{_pct(val_tta)} | "
+        f"{_pct(seeds['test_accuracy']['mean'])} | "
+        f"{_pct(seeds['test_accuracy_tta']['mean'])} |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['epochs']} | {_pct(r['best_val_accuracy'])} | "
+            f"{_pct(r['val_accuracy_tta'])} | {_pct(r['test_accuracy'])} | "
+            f"{_pct(r['test_accuracy_tta'])} |"
+        )
+    return "\n".join(lines)
+
+
+def reference_table() -> str:
+    """airbench94 itself (PyTorch) on the JPEG copy."""
+    rows = _load("airbench94-jpeg-h200.json")["rows"]
+    lines = [
+        "| training images | epochs | runs | test TTA accuracy %, mean +- std |",
+        "|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['train_images']:,} | {r['epochs']} | {r['runs']} | "
+            f"{_pct(r['mean'])} +- {_pct(r['std'])} |"
+        )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "ablation": ablation_table,
+    "seeds": seeds_table,
+    "epochs": epochs_table,
+    "reference": reference_table,
+}
+
+
+def marker(name: str) -> str:
+    return f"<!-- benchmarks/tables.py {name} -->\n"
+
+
+def with_tables(readme: str) -> str:
+    """Return ``readme`` with the block under each table's marker (up to the next blank
+    line) replaced by the table."""
+    for name, table in TABLES.items():
+        if marker(name) not in readme:
+            raise ValueError(f"README.md has no line {marker(name).strip()!r}")
+        before, after = readme.split(marker(name), 1)
+        rest = (
+            after.split("\n\n", 1)[1] if after.startswith("|") else after.lstrip("\n")
+        )
+        readme = f"{before}{marker(name)}{table()}\n\n{rest}"
+    return readme
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(argv or [])
+    if "--readme" in argv:
+        readme = RESULTS.parents[1] / "README.md"
+        readme.write_text(with_tables(readme.read_text()))
+        print(f"written to {readme}")
+        return
+    for name in argv or list(TABLES):
+        print(marker(name) + TABLES[name]() + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
