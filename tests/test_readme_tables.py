@@ -29,3 +29,19 @@ def test_a_change_in_a_result_file_changes_its_table(tmp_path, monkeypatch) -> N
     monkeypatch.setattr(TABLES, "RESULTS", tmp_path)
     assert TABLES.seeds_table() != before
     assert "| test accuracy % | 50.00 |" in TABLES.seeds_table()
+
+
+def test_writing_the_tables_into_the_readme_fills_markers_and_changes_nothing_else() -> (
+    None
+):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert TABLES.with_tables(readme) == readme
+    empty = (
+        "intro\n\n" + "".join(TABLES.marker(n) + "\n" for n in TABLES.TABLES) + "end\n"
+    )
+    filled = TABLES.with_tables(empty)
+    assert filled.startswith("intro\n\n") and filled.endswith("end\n")
+    for name, table in TABLES.TABLES.items():
+        assert TABLES.marker(name) + table() + "\n\n" in filled
+    with pytest.raises(ValueError, match="README.md has no line"):
+        TABLES.with_tables("no markers\n")
