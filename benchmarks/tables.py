@@ -108,11 +108,62 @@ def reference_table() -> str:
     return "\n".join(lines)
 
 
+def use_table() -> str:
+    """Inference and service speed on 2 cores: the earlier smoke model (the previous
+    default's architecture) beside today's default network."""
+    runs = [
+        ("smoke model of 2026-11-25 (64/128/256)", "inference.json", "service.json"),
+        (
+            "today's default (64/256/256)",
+            "inference-default-avx2.json",
+            "service-default-avx2.json",
+        ),
+    ]
+    figures = []
+    for _, inference, service in runs:
+        i, v = _load(inference), _load(service)
+        predict = i["predict_img_s_batch_1000"]
+        # Named after the precision the training machine chose.
+        (trained,) = [k for k in predict if k.startswith("keras_as_trained_")]
+        precision = trained.removeprefix("keras_as_trained_").replace("_", " ")
+        figures.append(
+            [
+                f"{i['end_to_end_img_s']:,.0f}",
+                f"{i['read_decode_resize_img_s']['workers_default']:,.0f}",
+                f"{predict[trained]:,.0f} ({precision})",
+                f"{predict['keras_float32_copy']:,.0f}",
+                f"{predict['onnxruntime_float32']:,.0f}",
+                f"{predict['tf_saved_model_float32']:,.0f}",
+                f"{v['one_image_latency']['p50_ms']:.1f} / "
+                f"{v['one_image_latency']['p99_ms']:.1f}",
+                f"{v['concurrent_batches']['img_s']:,.0f}",
+            ]
+        )
+    names = [
+        "inference pipeline end to end, 10,000 JPEG files, images/s (target 2,000)",
+        "reading + decoding + resizing, images/s",
+        "prediction alone (batch 1000), Keras as trained, images/s",
+        "Keras float32 inference copy, images/s",
+        "ONNX graph, onnxruntime (float32), images/s",
+        "TensorFlow SavedModel (float32), images/s",
+        "`kedro serve` one-image latency p50 / p99, ms (target p50 20)",
+        "`kedro serve`, 8 clients x batches of 32, images/s (target 1,000)",
+    ]
+    lines = [
+        f"| figure | {' | '.join(r[0] for r in runs)} |",
+        "|---|" + "---:|" * len(runs),
+    ]
+    for row, name in enumerate(names):
+        lines.append(f"| {name} | {' | '.join(f[row] for f in figures)} |")
+    return "\n".join(lines)
+
+
 TABLES = {
     "ablation": ablation_table,
     "seeds": seeds_table,
     "epochs": epochs_table,
     "reference": reference_table,
+    "use": use_table,
 }
 
 
