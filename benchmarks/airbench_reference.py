@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
 
     data = CIFAR10Dataset(filepath=args.archive.resolve(), url=None).load()
     classes = list(data["class_names"])
+    arrays = reference_arrays(data, args.train_images)
     (args.workdir / "cifar10").mkdir(parents=True, exist_ok=True)
-    for split, (x, y) in reference_arrays(data, args.train_images).items():
+    for split, (x, y) in arrays.items():
         torch.save(
             {"images": torch.tensor(x), "labels": torch.tensor(y), "classes": classes},
             args.workdir / "cifar10" / f"{split}.pt",
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python benchmarks/airbench_reference.py " + " ".join(argv or []),
         "date": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
         "device": torch.cuda.get_device_name(),
-        "train_images": len(reference_arrays(data, args.train_images)["train"][0]),
+        "train_images": len(arrays["train"][0]),
         "epochs": airbench.hyp["opt"]["train_epochs"],
         "tta_test_accuracy": accuracies,
         "mean": statistics.fmean(accuracies),

@@ -364,45 +364,45 @@ def ablation(
     ingredient switched off; return the best validation accuracy and seconds an epoch
     of each (no test set read). ``save`` gets the rows so far after each run. With
     ``speed``, train nothing to the end: measure each one's training images/s."""
-    rows = []
     names = ["(the recipe)"] if recipe else []
     names += only or list(INGREDIENTS)
-    if speed:
-        return _ablation_speed(env, extra, names, save)
-    for name in names:
-        params = merged(extra, {"model_training": INGREDIENTS.get(name, {})})
-        figures = run_config(env, params, speeds=False, report=False)
-        row = {
-            "without": name,
-            "best_val_accuracy": figures["best_val_accuracy"],
-            "epoch_s": figures["epoch_s"],
-            "epochs": figures["epochs"],
-        }
-        print(
-            f"{name:<55}{row['best_val_accuracy']:>10.4f}{row['epoch_s']:>10.1f}",
-            flush=True,
-        )
-        rows.append(row)
-        save({"env": env, "params": extra, "rows": rows})
-    return {"env": env, "params": extra, "rows": rows}
-
-
-def _ablation_speed(
-    env: str, extra: dict[str, Any], names: list[str], save: Callable[[dict], Any]
-) -> dict[str, Any]:
-    """Return the training images/s (and the seconds an epoch of training they
-    imply) of each configuration of an ablation."""
-    ensure_arrays(env, extra)
-    x, y = load(env, extra, "x_train", "y_train")
+    measure, shown = _speed_measure(env, extra) if speed else _training_measure(env)
     rows = []
     for name in names:
         params = merged(extra, {"model_training": INGREDIENTS.get(name, {})})
-        rate, _ = training_rate(training_params(env, params), x, y)
-        row = {"without": name, "train_img_s": rate, "train_s_per_epoch": len(x) / rate}
-        print(f"{name:<55}{rate:>10.1f}{len(x) / rate:>10.1f}", flush=True)
+        row = {"without": name, **measure(params)}
+        figures = "".join(f"{row[key]:>10{spec}}" for key, spec in shown.items())
+        print(f"{name:<55}{figures}", flush=True)
         rows.append(row)
         save({"env": env, "params": extra, "rows": rows})
     return {"env": env, "params": extra, "rows": rows}
+
+
+Measure = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _training_measure(env: str) -> tuple[Measure, dict[str, str]]:
+    """An ablation row from training to the end: best validation accuracy, seconds an
+    epoch, epochs (and how to print the first two)."""
+
+    def measure(params: dict[str, Any]) -> dict[str, Any]:
+        figures = run_config(env, params, speeds=False, report=False)
+        return {k: figures[k] for k in ("best_val_accuracy", "epoch_s", "epochs")}
+
+    return measure, {"best_val_accuracy": ".4f", "epoch_s": ".1f"}
+
+
+def _speed_measure(env: str, extra: dict[str, Any]) -> tuple[Measure, dict[str, str]]:
+    """An ablation row from training speed alone: images/s and the seconds an epoch of
+    training they imply (every row timed on the same arrays, loaded once)."""
+    ensure_arrays(env, extra)
+    x, y = load(env, extra, "x_train", "y_train")
+
+    def measure(params: dict[str, Any]) -> dict[str, Any]:
+        rate, _ = training_rate(training_params(env, params), x, y)
+        return {"train_img_s": rate, "train_s_per_epoch": len(x) / rate}
+
+    return measure, {"train_img_s": ".1f", "train_s_per_epoch": ".1f"}
 
 
 def compare(minutes: float, extra: dict[str, Any]) -> dict[str, Any]:

@@ -238,7 +238,7 @@ def test_seeds_save_each_run_as_it_ends(monkeypatch):
 
 
 def test_ablation_speed_measures_each_configuration_without_training(
-    monkeypatch, tmp_path
+    monkeypatch,
 ) -> None:
     benchmark = benchmark_script("benchmark")
     x = np.zeros((900, 32, 32, 3), np.uint8)

@@ -13,7 +13,7 @@ TABLES = benchmark_script("tables")
 @pytest.mark.parametrize("name", list(TABLES.TABLES))
 def test_the_readme_shows_the_table_its_results_give(name) -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
-    marker = f"<!-- benchmarks/tables.py {name} -->\n"
+    marker = TABLES.marker(name)
     assert marker in readme, f"README.md has no {marker.strip()} table"
     shown = readme.split(marker, 1)[1].split("\n\n", 1)[0]
     assert shown == TABLES.TABLES[name](), (
