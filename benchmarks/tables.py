@@ -126,6 +126,16 @@ def use_table() -> str:
         # Named after the precision the training machine chose.
         (trained,) = [k for k in predict if k.startswith("keras_as_trained_")]
         precision = trained.removeprefix("keras_as_trained_").replace("_", " ")
+        compute = i.get("compute")  # measured since 2026-11-26 only
+        bound = (
+            [
+                f"{compute['multiply_adds_per_image'] / 1e6:.0f}",
+                f"{compute['float32_gemm_gflop_s']:.0f}",
+                f"{compute['gemm_bound_img_s']:,.0f}",
+            ]
+            if compute
+            else ["-"] * 3
+        )
         figures.append(
             [
                 f"{i['end_to_end_img_s']:,.0f}",
@@ -137,6 +147,7 @@ def use_table() -> str:
                 f"{v['one_image_latency']['p50_ms']:.1f} / "
                 f"{v['one_image_latency']['p99_ms']:.1f}",
                 f"{v['concurrent_batches']['img_s']:,.0f}",
+                *bound,
             ]
         )
     names = [
@@ -148,6 +159,9 @@ def use_table() -> str:
         "TensorFlow SavedModel (float32), images/s",
         "`kedro serve` one-image latency p50 / p99, ms (target p50 20)",
         "`kedro serve`, 8 clients x batches of 32, images/s (target 1,000)",
+        "multiply-adds an image (convolutions, dense), millions",
+        "best float32 matrix multiply on these cores (NumPy), GFLOP/s",
+        "images/s that rate allows the multiply-adds alone",
     ]
     lines = [
         f"| figure | {' | '.join(r[0] for r in runs)} |",

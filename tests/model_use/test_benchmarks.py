@@ -63,6 +63,12 @@ def test_inference_benchmark(trained_project, shared_jpeg_archive, tmp_path):
         for k in figures["predict_img_s_batch_1000"]
     )
     assert figures["machine"]["cores"] == os.cpu_count()
+    compute = figures["compute"]
+    assert compute["float32_gemm_gflop_s"] > 0 and "gemm_bound_img_s" in out
+    assert compute["gemm_bound_img_s"] == pytest.approx(
+        compute["float32_gemm_gflop_s"] / compute["gflop_per_image"], rel=1e-2
+    )
+    assert set(compute["share_of_bound"]) == set(figures["predict_img_s_batch_1000"])
 
 
 def test_service_benchmark(trained_project, shared_jpeg_archive, tmp_path):

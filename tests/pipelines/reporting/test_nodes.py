@@ -351,7 +351,7 @@ class MarkedImagesModel:
     so that an image can say what each view predicts.
     """
 
-    def predict(self, batch, batch_size=None, verbose=0):
+    def predict_on_batch(self, batch):
         batch = np.asarray(batch)
         label = batch[:, 0, -1, 0].astype(int) - 1
         confidence = batch[:, 0, -1, 1] / 100
@@ -387,12 +387,14 @@ def shifts_only_help() -> tuple[np.ndarray, np.ndarray]:
 def test_the_marked_views_predict_what_they_say(shifts_only_help) -> None:
     x, y = shifts_only_help
     model = MarkedImagesModel()
-    assert (model.predict(x).argmax(axis=1) == (y + 1) % 10).all()
-    assert (model.predict(x[:, :, ::-1]).argmax(axis=1) == (y + 1) % 10).all()
+    assert (model.predict_on_batch(x).argmax(axis=1) == (y + 1) % 10).all()
+    assert (model.predict_on_batch(x[:, :, ::-1]).argmax(axis=1) == (y + 1) % 10).all()
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
     shifted = padded[:, 0:32, 2:34]  # moved one pixel down and left
-    assert (model.predict(shifted).argmax(axis=1) == y).all()
-    assert (model.predict(shifted[:, :, ::-1]).argmax(axis=1) == (y + 2) % 10).all()
+    assert (model.predict_on_batch(shifted).argmax(axis=1) == y).all()
+    assert (
+        model.predict_on_batch(shifted[:, :, ::-1]).argmax(axis=1) == (y + 2) % 10
+    ).all()
 
 
 def test_evaluate_validation_compares_every_candidate(shifts_only_help) -> None:

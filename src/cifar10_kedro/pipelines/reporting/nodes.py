@@ -17,6 +17,8 @@ from sklearn.metrics import (
     log_loss,
 )
 
+from cifar10_kedro.prediction import predict_probabilities
+
 from .params import ReportingParams, TTAParams
 
 # A test-time view of an image: (dy, dx, mirrored).
@@ -71,9 +73,7 @@ def predict_views(
     for dy, dx, mirrored in views:
         shifted = _shifted(images, dy, dx)
         batch = shifted[:, :, ::-1] if mirrored else shifted
-        result[(dy, dx, mirrored)] = np.asarray(
-            model.predict(batch, batch_size=batch_size, verbose=0)
-        )
+        result[(dy, dx, mirrored)] = predict_probabilities(model, batch, batch_size)
     return result
 
 
