@@ -17,9 +17,10 @@ writes to ``--output`` (JSON):
 * listing, and reading + decoding + resizing with ``workers`` 1 and the default (one
   thread per core, but one thread for small files such as 32x32 JPEGs), for the test
   files and for camera-sized JPEGs (1024x768, made from test images);
-* prediction alone (batch 1000, the better of two passes) with the model as trained (mixed bfloat16 where the
-  training machine chose it), its float32 inference copy, the ONNX graph under
-  onnxruntime and the TensorFlow SavedModel;
+* prediction alone (batch 1000, the better of two passes) with the model as trained
+  (mixed bfloat16 where the training machine chose it), its float32 inference copy, the
+  ONNX graph under onnxruntime and the TensorFlow SavedModel;
+* ``model.predict`` pass by pass, beside the ``predict_on_batch`` loop the project uses;
 * the bound that arithmetic sets: the model's multiply-adds an image (convolutions and
   dense layers), this machine's best float32 matrix-multiply rate (NumPy's BLAS on
   every core), the images/s that rate would allow, and each engine's share of it.
@@ -158,6 +159,21 @@ def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarra
             ]
         )
     return found
+
+
+def predict_passes(model: Any, pixels: np.ndarray, passes: int = 4) -> list[float]:
+    """Images/s of each of ``passes`` ``model.predict`` calls (batch 1000) on the same
+    images: Keras' own loop, which the project does not use (``predict_probabilities``
+    calls ``predict_on_batch``), because on few cores its input pipeline competes with
+    the model and some passes run much slower than others."""
+    model.predict(pixels[:BATCH], batch_size=BATCH, verbose=0)
+    return [
+        rate(
+            len(pixels),
+            timed(lambda: model.predict(pixels, batch_size=BATCH, verbose=0))[0],
+        )
+        for _ in range(passes)
+    ]
 
 
 def multiply_adds(model: Any) -> int:
@@ -322,6 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
             seconds = min(timed(lambda f=function: f(pixels))[0] for _ in range(2))
             predict[name] = rate(count, seconds)
         results["predict_img_s_batch_1000"] = predict
+        results["keras_model_predict_passes_img_s"] = predict_passes(model, pixels)
         results["compute"] = compute_bound(model, predict, rate_gflop_s)
 
         params = {"inference": {"input_path": str(folder)}}
@@ -343,6 +360,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
         print(f"photos_1024x768_decode_resize_img_s[{label}]: {photos[label]:,.0f}")
     for name, value in predict.items():
         print(f"predict_img_s[{name}]: {value:,.0f}")
+    passes = ", ".join(f"{v:,.0f}" for v in results["keras_model_predict_passes_img_s"])
+    print(f"keras_model_predict_passes_img_s: {passes}")
     compute = results["compute"]
     for key in ("gflop_per_image", "float32_gemm_gflop_s", "gemm_bound_img_s"):
         print(f"{key}: {compute[key]:,}")

@@ -108,6 +108,10 @@ def reference_table() -> str:
     return "\n".join(lines)
 
 
+def _spread(values: list[float] | None) -> str:
+    return f"{min(values):,.0f} - {max(values):,.0f}" if values else "-"
+
+
 def use_table() -> str:
     """Inference and service speed on 2 cores: the earlier smoke model (the previous
     default's architecture) beside today's default network."""
@@ -141,6 +145,7 @@ def use_table() -> str:
                 f"{i['end_to_end_img_s']:,.0f}",
                 f"{i['read_decode_resize_img_s']['workers_default']:,.0f}",
                 f"{predict[trained]:,.0f} ({precision})",
+                _spread(i.get("keras_model_predict_passes_img_s")),
                 f"{predict['keras_float32_copy']:,.0f}",
                 f"{predict['onnxruntime_float32']:,.0f}",
                 f"{predict['tf_saved_model_float32']:,.0f}",
@@ -153,7 +158,8 @@ def use_table() -> str:
     names = [
         "inference pipeline end to end, 10,000 JPEG files, images/s (target 2,000)",
         "reading + decoding + resizing, images/s",
-        "prediction alone (batch 1000), Keras as trained, images/s",
+        "prediction alone (batch 1000), Keras as trained, images/s (`predict_on_batch` since 2026-11-26)",
+        "the same with `model.predict` (not used), slowest - fastest of 4 passes",
         "Keras float32 inference copy, images/s",
         "ONNX graph, onnxruntime (float32), images/s",
         "TensorFlow SavedModel (float32), images/s",

@@ -63,6 +63,8 @@ def test_inference_benchmark(trained_project, shared_jpeg_archive, tmp_path):
         for k in figures["predict_img_s_batch_1000"]
     )
     assert figures["machine"]["cores"] == os.cpu_count()
+    assert len(figures["keras_model_predict_passes_img_s"]) == 4
+    assert "keras_model_predict_passes_img_s" in out
     compute = figures["compute"]
     assert compute["float32_gemm_gflop_s"] > 0 and "gemm_bound_img_s" in out
     assert compute["gemm_bound_img_s"] == pytest.approx(
