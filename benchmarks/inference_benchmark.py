@@ -161,19 +161,13 @@ def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarra
     return found
 
 
-def predict_passes(model: Any, pixels: np.ndarray, passes: int = 4) -> list[float]:
-    """Images/s of each of ``passes`` ``model.predict`` calls (batch 1000) on the same
-    images: Keras' own loop, which the project does not use (``predict_probabilities``
-    calls ``predict_on_batch``), because on few cores its input pipeline competes with
-    the model and some passes run much slower than others."""
-    model.predict(pixels[:BATCH], batch_size=BATCH, verbose=0)
-    return [
-        rate(
-            len(pixels),
-            timed(lambda: model.predict(pixels, batch_size=BATCH, verbose=0))[0],
-        )
-        for _ in range(passes)
-    ]
+def pass_rates(
+    predict: Callable[[np.ndarray], Any], pixels: np.ndarray, passes: int
+) -> list[float]:
+    """Images/s of each of ``passes`` calls of ``predict`` on all of ``pixels``, after
+    one warm-up call on a batch (tracing, allocation)."""
+    predict(pixels[:BATCH])
+    return [rate(len(pixels), timed(lambda: predict(pixels))[0]) for _ in range(passes)]
 
 
 def multiply_adds(model: Any) -> int:
@@ -273,8 +267,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
     )
     args = parser.parse_args(argv)
     os.chdir(args.project)
-    # First, while no other library's threads are spinning on the cores.
-    rate_gflop_s = gemm_gflop_s()
     results: dict[str, Any] = {
         "command": "python benchmarks/inference_benchmark.py "
         + " ".join(argv or sys.argv[1:]),
@@ -292,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
                 )
             folder = tmp / "images"
             write_test_images(archive, folder, args.images)
+        # Before Keras is imported: no other library's threads spin on the cores yet.
+        rate_gflop_s = gemm_gflop_s()
 
         from cifar10_kedro.datasets.image_source_dataset import (  # noqa: PLC0415
             ImageSourceDataset,
@@ -332,13 +326,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
 
         predict = {}
         for name, function in engines(model, tmp).items():
-            function(pixels[:BATCH])  # warm-up: tracing, allocation
             # The better of two passes: on a shared 2-core machine one pass can lose a
             # third of its speed to a neighbour.
-            seconds = min(timed(lambda f=function: f(pixels))[0] for _ in range(2))
-            predict[name] = rate(count, seconds)
+            predict[name] = max(pass_rates(function, pixels, 2))
         results["predict_img_s_batch_1000"] = predict
-        results["keras_model_predict_passes_img_s"] = predict_passes(model, pixels)
+        # Keras' own loop, which the project does not use (predict_probabilities calls
+        # predict_on_batch): on few cores its tf.data input pipeline competes with the
+        # model, and some passes run much slower than others.
+        results["keras_model_predict_passes_img_s"] = pass_rates(
+            lambda x: model.predict(x, batch_size=BATCH, verbose=0), pixels, 4
+        )
         results["compute"] = compute_bound(model, predict, rate_gflop_s)
 
         params = {"inference": {"input_path": str(folder)}}

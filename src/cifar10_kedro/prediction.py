@@ -40,7 +40,8 @@ def predict_probabilities(
     through this function or ``predict_on_batch``, so that they agree exactly. Each
     batch goes to ``predict_on_batch`` rather than through ``model.predict``: on 2 CPU
     cores the latter's input pipeline (tf.data) competes with the model for the cores,
-    and some calls ran a third slower.
+    and some passes ran at half the speed (``keras_model_predict_passes_img_s`` of
+    benchmarks/inference_benchmark.py).
     """
     if len(images) == 0:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
