@@ -1,24 +1,27 @@
-"""Print the README's result tables from the JSON files under benchmarks/results/.
+"""The documentation's result tables, written from the JSON files under benchmarks/results/.
 
 Usage::
 
     python benchmarks/tables.py            # every table, in Markdown
-    python benchmarks/tables.py --readme   # write them into README.md, under their markers
+    python benchmarks/tables.py seeds use  # some of them
+    python benchmarks/tables.py --docs     # write them into docs/*.md, under their markers
 
-The README's tables are this script's output (each under a ``<!-- benchmarks/tables.py
-NAME -->`` line); a test checks that they still are, so that no figure in them is typed
-by hand.
+In the pages under docs/, each table sits under a ``<!-- benchmarks/tables.py NAME -->``
+line and is this script's output; tests/test_docs.py checks that every marker's table
+still is, and that every table is shown somewhere, so that no figure is typed by hand.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = RESULTS.parents[1] / "docs"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -58,15 +61,27 @@ LABELS = {
 
 def seeds_table() -> str:
     """The recipe over 5 seeds on one GPU: mean +- std of each figure."""
-    summary = _load("seeds-gpu-h200.json")["summary"]
+    seeded = _load("seeds-gpu-h200.json")
     lines = ["| figure | mean | std | min | max |", "|---|---:|---:|---:|---:|"]
-    for key, s in summary.items():
+    for key, s in seeded["summary"].items():
         if key == "training_s":
             cells = [f"{s[k]:.1f}" for k in ("mean", "std", "min", "max")]
             lines.append(f"| training seconds (10 epochs) | {' | '.join(cells)} |")
         else:
             cells = [_pct(s[k]) for k in ("mean", "std", "min", "max")]
             lines.append(f"| {LABELS.get(key, key)} % | {' | '.join(cells)} |")
+    epochs = [r["epoch_s"] for r in seeded["runs"]]
+    stats = [
+        statistics.fmean(epochs),
+        statistics.stdev(epochs),
+        min(epochs),
+        max(epochs),
+    ]
+    lines.append(
+        "| seconds an epoch (each run's median, validation included) | "
+        + " | ".join(f"{v:.2f}" for v in stats)
+        + " |"
+    )
     return "\n".join(lines)
 
 
@@ -112,38 +127,48 @@ def _spread(values: list[float] | None) -> str:
     return f"{min(values):,.0f} - {max(values):,.0f}" if values else "-"
 
 
+def _day(result: dict[str, Any]) -> str:
+    return result["measured_at"][:10]
+
+
 def use_table() -> str:
-    """Inference and service speed on 2 cores: the earlier smoke model (the previous
-    default's architecture) beside today's default network."""
+    """Inference and service speed on 2 cores: a smoke model of the previous default's
+    architecture beside the default network."""
     runs = [
-        ("smoke model of 2026-11-25 (64/128/256)", "inference.json", "service.json"),
+        ("64/128/256 smoke model", "inference.json", "service.json"),
         (
-            "today's default (64/256/256)",
+            "default network, 64/256/256",
             "inference-default-avx2.json",
             "service-default-avx2.json",
         ),
     ]
     figures = []
-    for _, inference, service in runs:
+    headers = []
+    for label, inference, service in runs:
         i, v = _load(inference), _load(service)
+        headers.append(f"{label} (`{inference}`, {_day(i)})")
         predict = i["predict_img_s_batch_1000"]
         # Named after the precision the training machine chose.
         (trained,) = [k for k in predict if k.startswith("keras_as_trained_")]
         precision = trained.removeprefix("keras_as_trained_").replace("_", " ")
-        compute = i.get("compute")  # measured since 2026-11-26 only
+        photos = i["photos_decode_resize_img_s"]
+        compute = i.get("compute")  # not in the earlier file
         bound = (
             [
                 f"{compute['multiply_adds_per_image'] / 1e6:.0f}",
                 f"{compute['float32_gemm_gflop_s']:.0f}",
                 f"{compute['gemm_bound_img_s']:,.0f}",
+                f"{100 * compute['share_of_bound']['onnxruntime_float32']:.0f} / "
+                f"{100 * compute['share_of_bound'][trained]:.0f}",
             ]
             if compute
-            else ["-"] * 3
+            else ["-"] * 4
         )
         figures.append(
             [
                 f"{i['end_to_end_img_s']:,.0f}",
                 f"{i['read_decode_resize_img_s']['workers_default']:,.0f}",
+                f"{photos['workers_1']:,.0f} / {photos['workers_default']:,.0f}",
                 f"{predict[trained]:,.0f} ({precision})",
                 _spread(i.get("keras_model_predict_passes_img_s")),
                 f"{predict['keras_float32_copy']:,.0f}",
@@ -157,8 +182,9 @@ def use_table() -> str:
         )
     names = [
         "inference pipeline end to end, 10,000 JPEG files, images/s (target 2,000)",
-        "reading + decoding + resizing, images/s",
-        "prediction alone (batch 1000), Keras as trained, images/s (`predict_on_batch` since 2026-11-26)",
+        "reading + decoding + resizing 32x32 files, images/s",
+        "decoding + resizing 1024x768 photos, images/s, 1 thread / one per core",
+        "prediction alone (batch 1000), Keras as trained, images/s",
         "the same with `model.predict` (not used), slowest - fastest of 4 passes",
         "Keras float32 inference copy, images/s",
         "ONNX graph, onnxruntime (float32), images/s",
@@ -168,13 +194,61 @@ def use_table() -> str:
         "multiply-adds an image (convolutions, dense), millions",
         "best float32 matrix multiply on these cores (NumPy), GFLOP/s",
         "images/s that rate allows the multiply-adds alone",
+        "share of that bound reached, ONNX / Keras as trained, %",
     ]
     lines = [
-        f"| figure | {' | '.join(r[0] for r in runs)} |",
+        f"| figure | {' | '.join(headers)} |",
         "|---|" + "---:|" * len(runs),
     ]
     for row, name in enumerate(names):
         lines.append(f"| {name} | {' | '.join(f[row] for f in figures)} |")
+    return "\n".join(lines)
+
+
+def sweep_table() -> str:
+    """Training speed of the default network on 2 CPU cores, in each precision."""
+    sweep = _load("sweep-64-256-256-avx2.json")
+    lines = [
+        "| widths | precision | parameters | training images/s |",
+        "|---|---|---:|---:|",
+    ]
+    for r in sweep["rows"]:
+        widths = "/".join(str(w) for w in r["widths"])
+        lines.append(
+            f"| {widths} | {r['precision']} | {r['parameters']:,} | "
+            f"{r['train_img_s']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+DISTRIBUTED_MODES = {
+    "none": "{processes} process, {devices} device (`mode: none`)",
+    "multi_process": "{processes} processes on loopback (`multi_process`, as "
+    "`kedro launch -n {processes}`)",
+    "data_parallel": "{processes} process over {devices} {kind} (`data_parallel`)",
+}
+
+
+def distributed_table() -> str:
+    """Data-parallel training against one device (benchmarks/distributed.py)."""
+    result = _load("distributed.json")
+    lines = [
+        f"| configuration | devices | training images/s (median of {result['repeats']}"
+        " runs) | each run | relative to 1 process | first step, s (one run) | load average "
+        "(1 min) during the runs |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for r in result["rows"]:
+        kind = "virtual CPU devices" if r["platform"] == "cpu" else "GPUs"
+        name = DISTRIBUTED_MODES[r["mode"]].format(
+            processes=r["processes"], devices=r["devices"], kind=kind
+        )
+        each = ", ".join(f"{v:.0f}" for v in r["train_img_s_repeats"])
+        load = ", ".join(f"{v:.1f}" for v in r["load_average_1min"])
+        lines.append(
+            f"| {name} | {r['devices']} | {r['train_img_s']:.0f} | {each} | "
+            f"{r['relative_to_1_process']:.2f} | {r['first_step_s']:.1f} | {load} |"
+        )
     return "\n".join(lines)
 
 
@@ -184,33 +258,73 @@ TABLES = {
     "epochs": epochs_table,
     "reference": reference_table,
     "use": use_table,
+    "sweep": sweep_table,
+    "distributed": distributed_table,
 }
+
+MARKER = re.compile(r"^<!-- benchmarks/tables\.py (\S+) -->\n", re.MULTILINE)
 
 
 def marker(name: str) -> str:
     return f"<!-- benchmarks/tables.py {name} -->\n"
 
 
-def with_tables(readme: str) -> str:
-    """Return ``readme`` with the block under each table's marker (up to the next blank
-    line) replaced by the table."""
-    for name, table in TABLES.items():
-        if marker(name) not in readme:
-            raise ValueError(f"README.md has no line {marker(name).strip()!r}")
-        before, after = readme.split(marker(name), 1)
-        rest = (
-            after.split("\n\n", 1)[1] if after.startswith("|") else after.lstrip("\n")
+def shown(text: str, where: str = "the text") -> list[tuple[str, str]]:
+    """Return (name, the block under its marker, up to the next blank line) for each
+    marker in ``text``, in order; an unknown name is an error."""
+    parts = MARKER.split(text)
+    found = []
+    for name, after in zip(parts[1::2], parts[2::2]):
+        if name not in TABLES:
+            raise ValueError(
+                f"{where} has a marker for an unknown table {name!r}; "
+                f"expected one of {sorted(TABLES)}"
+            )
+        found.append((name, after.split("\n\n", 1)[0] if after.startswith("|") else ""))
+    return found
+
+
+def with_tables(text: str, where: str = "the text") -> str:
+    """Return ``text`` with the block under each marker (up to the next blank line)
+    replaced by that table."""
+    shown(text, where)  # unknown names
+    parts = MARKER.split(text)
+    out = [parts[0]]
+    for name, after in zip(parts[1::2], parts[2::2]):
+        if after.startswith("|"):
+            rest = after.split("\n\n", 1)[1] if "\n\n" in after else ""
+        else:
+            rest = after.lstrip("\n")
+        out.append(f"{marker(name)}{TABLES[name]()}\n\n{rest}")
+    return "".join(out)
+
+
+def write_docs(docs: Path = DOCS) -> list[Path]:
+    """Fill the markers of every page under ``docs``; return the pages changed. Every
+    table must be shown on some page."""
+    pages = sorted(docs.rglob("*.md"))
+    placed = {name for page in pages for name, _ in shown(page.read_text(), str(page))}
+    missing = sorted(set(TABLES) - placed)
+    if missing:
+        raise ValueError(
+            f"no page under {docs} shows the table(s) {missing}: add a line "
+            f"{marker(missing[0]).strip()!r} where each belongs"
         )
-        readme = f"{before}{marker(name)}{table()}\n\n{rest}"
-    return readme
+    changed = []
+    for page in pages:
+        text = page.read_text()
+        filled = with_tables(text, str(page))
+        if filled != text:
+            page.write_text(filled)
+            changed.append(page)
+    return changed
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(argv or [])
-    if "--readme" in argv:
-        readme = RESULTS.parents[1] / "README.md"
-        readme.write_text(with_tables(readme.read_text()))
-        print(f"written to {readme}")
+    if "--docs" in argv:
+        changed = write_docs()
+        print("\n".join(f"written to {p}" for p in changed) or "no page changed")
         return
     for name in argv or list(TABLES):
         print(marker(name) + TABLES[name]() + "\n")

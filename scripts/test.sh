@@ -3,8 +3,9 @@
 # Needs CIFAR-10 for the pipeline tests: ../shared/data/cifar10-jpeg.tar.gz or CIFAR10_RAW_PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# jupyter: the notebook test executes notebooks/ in a real kernel.
-bash scripts/setup.sh test,jupyter
+# jupyter: the notebook test executes notebooks/ in a real kernel; docs: the
+# documentation test builds the site with mkdocs.
+bash scripts/setup.sh test,jupyter,docs
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export DO_NOT_TRACK=1 KEDRO_DISABLE_TELEMETRY=1
 if [ -z "${CIFAR10_RAW_PATH:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
