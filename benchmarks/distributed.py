@@ -5,7 +5,7 @@ Usage (from the project root)::
     python benchmarks/distributed.py                      # conf/base's model, CPU or GPU
     python benchmarks/distributed.py --processes 1 2 4 --steps 8
     python benchmarks/distributed.py --env smoke --virtual-devices 0
-    python benchmarks/distributed.py --env smoke --steps 10 --repeats 2  # the README's
+    python benchmarks/distributed.py --env smoke --steps 10 --repeats 2  # docs/distributed.md's
 
 Each configuration runs in fresh processes (``KERAS_BACKEND=jax``), trains the
 environment's model on its global batch size (``model_training.fit.batch_size``) for

@@ -1,4 +1,4 @@
-"""Configuration environments resolve to what the README promises."""
+"""Configuration environments resolve to what docs/configuration.md promises."""
 
 from __future__ import annotations
 

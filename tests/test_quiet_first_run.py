@@ -128,5 +128,5 @@ def test_first_screen_of_kedro_run_is_quiet(tmp_path: Path) -> None:
     for line in OWN_LINES:
         assert line in output, output
     assert "Using 'conf/logging.yml' as logging configuration" in output
-    # Kedro's own notice stays until the user decides (README: Telemetry).
+    # Kedro's own notice stays until the user decides (docs/getting-started.md: Telemetry).
     assert "Kedro is sending anonymous usage data" in output

@@ -114,5 +114,5 @@ def serve(  # noqa: PLR0913
 
 
 cli.add_command(launch)
-# `kedro compare-runs`: the runs recorded in MLflow side by side (README: Tracking).
+# `kedro compare-runs`: the runs recorded in MLflow side by side (docs/tracking.md).
 cli.add_command(compare_runs)

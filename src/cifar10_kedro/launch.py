@@ -10,8 +10,7 @@ and how, and exits non-zero; running the same command again resumes the training
 from its last completed epoch.
 
 On a cluster, start the processes with SLURM's ``srun`` or Open MPI's ``mpirun``, or
-set the same variables on each host (README: "Training on several devices and
-machines").
+set the same variables on each host (docs/distributed.md).
 """
 
 from __future__ import annotations

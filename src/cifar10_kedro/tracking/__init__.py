@@ -1,4 +1,4 @@
-"""Experiment tracking with kedro-mlflow (conf/base/mlflow.yml; README: Tracking)."""
+"""Experiment tracking with kedro-mlflow (conf/base/mlflow.yml; docs/tracking.md)."""
 
 from .hook import TrackingHook
 
