@@ -11,15 +11,24 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError, MemoryDataset
 
+from cifar10_kedro.pipelines.names import (
+    FIT_PARAMS,
+    TRAINED_MODEL,
+    TRAINING_CONFIG,
+    TRAINING_HISTORY,
+    TRAINS_MODEL,
+    namespaced,
+)
+
 logger = logging.getLogger(__name__)
 
 # Datasets that one training run writes together, with one version.
-TRAINING_OUTPUTS = ("trained_model", "training_history", "training_config")
+TRAINING_OUTPUTS = (TRAINED_MODEL, TRAINING_HISTORY, TRAINING_CONFIG)
 
 
 def _siblings(name: str, names: set[str]) -> dict[str, str]:
     """Return the training outputs of the run (or variant) that wrote ``name``."""
-    prefix = name.removesuffix("trained_model")
+    prefix = name.removesuffix(TRAINED_MODEL)
     return {s: prefix + s for s in TRAINING_OUTPUTS if prefix + s in names}
 
 
@@ -50,11 +59,9 @@ class PreflightHooks:
         logger.info("Parameters match the schema (cifar10_kedro.params_schema).")
         inputs = set(pipeline.inputs())
         for name in sorted(inputs):
-            if name.endswith("trained_model"):
-                dataset = catalog.get(name)
-                if isinstance(dataset, KerasModelDataset):
-                    dataset.check()
-                    logger.info("'%s' is a model that loads in safe mode.", name)
+            if isinstance(catalog.get(name), KerasModelDataset):
+                catalog.get(name).check()
+                logger.info("'%s' is a model that loads in safe mode.", name)
                 _check_same_run(catalog, _siblings(name, inputs))
 
 
@@ -172,10 +179,10 @@ class TrainingCheckpointHooks:
         from cifar10_kedro.pipelines.model_training import distribution  # noqa: PLC0415
 
         # Under data parallelism, process 0 owns the checkpoint.
-        if node.func.__name__ != "train_model" or not distribution.is_writer():
+        if TRAINS_MODEL not in node.tags or not distribution.is_writer():
             return
-        config = next(v for k, v in inputs.items() if k.endswith("training_config"))
-        fit = next(v for k, v in inputs.items() if k.endswith("model_training.fit"))
+        config = inputs[namespaced(node, TRAINING_CONFIG)]
+        fit = inputs[namespaced(node, FIT_PARAMS)]
         self._pending[node.name] = {
             "unsaved": set(node.outputs),
             "state_dir": fit.checkpoint.state_dir,

@@ -16,9 +16,10 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, DatasetError, MemoryDataset
 
+from cifar10_kedro.pipelines.names import TRAINED_MODEL as MODEL
+
 logger = logging.getLogger(__name__)
 
-MODEL = "trained_model"
 MODEL_VERSION = "trained_model_version"
 UNVERSIONED = "unversioned"
 

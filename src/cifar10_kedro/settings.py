@@ -31,7 +31,7 @@ HOOKS = (
 )
 
 # Installed plugins for which to disable hook auto-registration: kedro-mlflow's hook
-# is registered above, as TrackingHook (on process 0 only).
+# runs inside TrackingHook, which makes it safe and adds to it.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
 # Class that manages the KedroSession.
@@ -73,10 +73,8 @@ CONFIG_LOADER_ARGS = {
     # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment;
     # merge builds the compare pipeline's variants (conf/base/parameters_compare.yml).
     "custom_resolvers": {"oc.env": oc.env, "merge": _merge},
-    # "config_patterns": {
-    #     "spark" : ["spark*/"],
-    #     "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
-    # }
+    # kedro-mlflow's configuration (conf/<env>/mlflow.yml), read by TrackingHook.
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
 # Class that manages Kedro's library components.

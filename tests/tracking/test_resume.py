@@ -1,4 +1,5 @@
-"""A training killed mid-way and run again continues the same MLflow run."""
+"""A training killed mid-way and run again: the new MLflow run holds every epoch once,
+and the interrupted training's run, left RUNNING by the killed process, is ended."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from tests.pipelines.test_pipelines import make_project_copy, versions
@@ -22,7 +22,7 @@ from tests.tracking.conftest import EXPERIMENT, kedro_run, store_uri
 
 
 @pytest.mark.slow
-def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
+def test_a_resumed_training_is_recorded_whole_and_ends_the_interrupted_run(tmp_path):
     project = make_project_copy(tmp_path / "project")
     raw = write_tar_gz(tmp_path / "tiny.tar.gz", tree_members())
     data = project / "data" / "smoke"
@@ -72,26 +72,26 @@ def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
     (tmp_path / "resumed.log").write_text(output)
     assert result.returncode == 0, output[-3000:]
     assert f"Resuming training at epoch {done + 1} of {epochs}" in output
-    assert "continues MLflow run" in output
     assert "MLflow tracking: could not" not in output  # no failure, no warning
 
-    (run,) = client.search_runs([experiment])  # the active ones: one
-    assert run.info.run_id == interrupted.info.run_id
+    runs = {r.info.run_id: r for r in client.search_runs([experiment])}
+    assert len(runs) == 2  # noqa: PLR2004
+    ended = runs[interrupted.info.run_id]
+    (run,) = (r for r in runs.values() if r.info.run_id != interrupted.info.run_id)
+    assert ended.info.status == "KILLED"
+    assert ended.data.tags["resumed_in"] == run.info.run_id
     assert run.info.status == "FINISHED"
+    assert run.data.tags["resumed_from"] == interrupted.info.run_id
+    assert run.data.tags["resumed_at_epoch"] == str(done + 1)
+    # Every epoch once: those restored from the checkpoint logged at the end.
     for name in ("loss", "val_accuracy", "learning_rate", "seconds"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
-        assert sorted(steps) == list(range(1, epochs + 1)), name  # each epoch once
-    model_version = versions(data, "06_models/model.keras")[-1]
-    assert run.data.tags["trained_model_version"] == model_version
-    assert run.data.tags["resumed_at_epoch"] == str(done + 1)
+        assert sorted(steps) == list(range(1, epochs + 1)), name
+    assert (
+        run.data.tags["trained_model_version"]
+        == versions(data, "06_models/model.keras")[-1]
+    )
     assert "test_accuracy" in run.data.metrics
-    # What the nodes before training logged (to the run started, then deleted) is
-    # the continued run's too.
-    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/sample_grid.png", "plots/confusion_matrix.png"} <= plots
     assert run.data.params["model_training.fit.epochs"] == str(epochs)
-    # The run the second command started, then left for the interrupted one.
-    deleted = client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)
-    assert len(deleted) == 1
     (version,) = client.search_model_versions(f"name='{EXPERIMENT}'")
     assert version.run_id == run.info.run_id

@@ -19,8 +19,8 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 import cifar10_kedro
+from cifar10_kedro.pipelines.model_training.training_state import EPOCH_METRICS
 from cifar10_kedro.tracking.compare import runs_table
-from cifar10_kedro.tracking.metrics import EPOCH_METRICS
 from tests.pipelines.test_pipelines import latest, run_session, versions
 from tests.tracking.conftest import EXPERIMENT, kedro_run
 
@@ -123,12 +123,20 @@ def test_every_report_is_an_artifact_and_the_plots_decode(tracked, tmp_path):
         with Image.open(path) as image:
             assert image.size[0] > 300 and image.size[1] > 200, path
     assert local
-    # The artifact is this run's version of the report, byte for byte.
+    # The artifacts are this run's versions of the reports.
     one = client.download_artifacts(
         run_id, "reports/test_metrics.json", str(tmp_path / "one")
     )
-    saved = latest(tracked["data"], "08_reporting/test_metrics.json")
-    assert Path(one).read_bytes() == saved.read_bytes()
+    assert _json(Path(one)) == _json(
+        latest(tracked["data"], "08_reporting/test_metrics.json")
+    )
+    history = client.download_artifacts(
+        run_id, "reports/training_history.csv", str(tmp_path / "two")
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(history),
+        pd.read_csv(latest(tracked["data"], "07_model_output/training_history.csv")),
+    )
 
 
 def test_the_run_is_tagged_with_what_ran_where(tracked):
@@ -237,7 +245,8 @@ def test_a_reporting_run_lands_under_the_run_of_the_model_it_evaluates(tracked):
 def test_compare_runs_prints_the_trainings_side_by_side(tracked):
     """Needs the second training above (same module, runs in order)."""
     client = tracked["client"]
-    table = runs_table(client, [EXPERIMENT])
+    mlflow.set_tracking_uri(tracked["uri"])
+    table = runs_table([EXPERIMENT])
     assert table.shape[1] == 2  # the two trainings; the reporting runs are children
     assert {"test_accuracy", "test_tta_accuracy", "time", "model version"} <= set(
         table.index

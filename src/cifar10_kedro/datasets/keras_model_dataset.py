@@ -82,6 +82,14 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
             glob_function=self._fs.glob,
         )
 
+    def at_version(self, version: str) -> KerasModelDataset:
+        """Return the file of ``version`` as a dataset of its own, unversioned (what
+        an MLflow model stores as its artifact)."""
+        path = get_filepath_str(self._get_versioned_path(version), self._protocol)
+        return KerasModelDataset(
+            filepath=path, load_args=self._load_args, metadata=self.metadata
+        )
+
     def load(self) -> keras.Model:
         with self._local_copy() as (local, shown):
             return load_keras_file(local, shown, self._load_args)

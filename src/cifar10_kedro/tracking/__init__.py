@@ -1,5 +1,5 @@
 """Experiment tracking with kedro-mlflow (conf/base/mlflow.yml; docs/tracking.md)."""
 
-from .hook import TrackingHook
+from .hook import TrackingHook, tracking_enabled
 
-__all__ = ["TrackingHook"]
+__all__ = ["TrackingHook", "tracking_enabled"]

@@ -1,38 +1,43 @@
-"""Every run recorded in MLflow: kedro-mlflow's hook, made safe and told about training.
+"""Every ``kedro run`` recorded in MLflow: kedro-mlflow's hook, and what the catalog declares.
 
-``TrackingHook`` is kedro-mlflow's ``MlflowHook`` (registered in ``settings.py`` in
-place of the plugin's own instance), which starts one MLflow run per ``kedro run``,
-logs every parameter the nodes read, lets the catalog's ``Mlflow*`` datasets log
-metrics and artifacts, and logs the ``pipeline_ml_factory`` model at the end. On top:
+``TrackingHook`` drives kedro-mlflow's own ``MlflowHook`` through its hook methods: it
+reads ``conf/<env>/mlflow.yml``, starts one MLflow run per ``kedro run`` (but for the
+pipelines of ``disable_tracking.pipelines``), logs every parameter the nodes read and
+ends the run. With MLflow's client, this hook adds what catalog entries declare under
+``metadata: mlflow:`` (``conf/base/catalog/``), a prefix being put before metric and
+tag names:
 
-* tracking never costs a result: a store that cannot be reached (or
-  ``enabled: false`` in ``mlflow.yml``) gives one warning and a run that records
-  nothing; a logging call that fails later is a warning too;
-* typed (pydantic) parameters are logged key by key, as dictionaries are;
-* the tags that say what was run where: environment, Keras backend, precision, device,
-  git commit, package version, the training's fingerprint (the hash the resume check
-  uses) and the version of the trained model;
-* ``train_model`` gets its Keras callbacks as the node input ``training_callbacks``:
-  one that logs every epoch to the run as it ends;
-* a training that resumes from its checkpoint continues the MLflow run of the
-  interrupted one (found by the fingerprint tag); epochs checkpointed but not yet
-  logged are logged from the checkpoint;
-* a run that evaluates a saved model without training it (``--pipeline reporting``)
-  is recorded as a child run of the run that trained that model version;
-* the model logged at the end is registered under the experiment's name, with the
-  exact model version of the run as its artifact.
+* ``artifact: <path>``: the saved data, logged as that artifact (a figure as PNG, a
+  table as CSV, anything else as JSON);
+* ``metrics: <prefix>``: a ``{name: value}`` dict, logged as the run's metrics;
+* ``callbacks: <prefix>``: a node input of Keras callbacks, to which an
+  ``EpochLogger`` is added: each epoch's figures are logged as it ends;
+* ``epochs: <prefix>``: a training history, whose epochs not logged live (those a
+  resumed training restored from its checkpoint) are logged when it is saved;
+* ``tags: {key: tag}``: the saved dict's (dotted) keys, as tags;
+* ``version_tag: <tag>``: the version saved, as a tag; a run that only loads a
+  version (``--pipeline reporting``) is recorded as a child of the run that saved it.
+
+A run is also tagged with what ran where, and a run that saved a version of every
+versioned input of ``inference.create_request_pipeline`` logs that pipeline, with this
+run's versions, as its MLflow model (kedro-mlflow's ``KedroPipelineModel``), registered
+under the experiment's name.
+
+Tracking never costs a result: a store that cannot be reached gives one warning and a
+run that records nothing, and a store's error later (``STORE_ERRORS``) is a warning.
+Any other error is a bug, and raised.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import copy
 import logging
 import os
 import socket
 import subprocess
+import time
 import urllib.parse
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,54 +45,65 @@ from typing import Any
 import mlflow
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
-from kedro.io import DataCatalog
-from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
-from kedro_mlflow.config.resolvers import resolve_random_name
-from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
-from kedro_mlflow.io.catalog.switch_catalog_logging import switch_catalog_logging
-from kedro_mlflow.pipeline.pipeline_ml import PipelineML
-from omegaconf import OmegaConf
+from kedro.io import AbstractVersionedDataset, DatasetError
+from kedro_mlflow.framework.hooks import MlflowHook
+from mlflow.entities import Metric, RunTag
+from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 import cifar10_kedro
 
-logger = logging.getLogger(__name__)
-# kedro-mlflow sets its loggers to INFO; the model's one line per input is noise.
-logging.getLogger("kedro_mlflow.mlflow.kedro_pipeline_model").setLevel(logging.WARNING)
+from .model import log_model
 
-MODEL = "trained_model"
-CALLBACKS = "training_callbacks"
-PARENT_TAG = "mlflow.parentRunId"
-FINGERPRINT_TAG = "training_fingerprint"
-MODEL_VERSION_TAG = "trained_model_version"
+logger = logging.getLogger(__name__)
+
+# What a tracking store raises when it cannot record: MLflow's errors, and the
+# filesystem's or the network's (requests' errors are OSErrors).
+STORE_ERRORS = (MlflowException, OSError)
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests the run under it
 # The local store's artifacts, beside it in the project folder.
 LOCAL_ARTIFACTS = "mlartifacts"
 # Seconds to wait for a tracking server before a run goes on without it.
 PROBE_TIMEOUT = 5.0
-_OFF = {"0", "false", "no", "off", "none", ""}
 
 
-def is_enabled(value: Any) -> bool:
-    """``enabled`` of mlflow.yml: a boolean, or text from an environment variable."""
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() not in _OFF
+def tracking_enabled(environ: dict[str, str] | None = None) -> bool:
+    """False when ``CIFAR10_KEDRO_TRACKING`` is 0, false, no or off."""
+    value = (environ if environ is not None else os.environ).get(
+        "CIFAR10_KEDRO_TRACKING", "true"
+    )
+    return value.strip().lower() not in {"0", "false", "no", "off"}
 
 
-def local_store(uri: str, project_path: Path) -> str:
-    """Return ``uri`` with a relative ``sqlite:///`` path made absolute from the
-    project folder (MLflow would take it from the current directory)."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        path = uri[len(prefix) :]
-        if path and path != ":memory:":
-            return prefix + str((project_path / path).resolve())
-    return uri
+def local_store(conf: dict[str, Any], project_path: Path) -> dict[str, Any]:
+    """Return mlflow.yml's ``conf`` with its store's URI (mlflow.yml's, else
+    ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``); a relative ``sqlite:///``
+    path is made absolute from the project folder (MLflow would take it from the
+    current directory: ``notebooks/`` under ``kedro jupyter``), and such a local
+    store's new experiments keep their artifacts in ``mlartifacts/`` beside it."""
+    conf = copy.deepcopy(conf)
+    server = conf.get("server") or {}
+    uri = server.get("mlflow_tracking_uri") or os.environ.get(
+        "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"
+    )
+    conf = {**conf, "server": {**server, "mlflow_tracking_uri": uri}}
+    path = uri.removeprefix("sqlite:///")
+    if path == uri:  # not a SQLite file: the store decides where artifacts go
+        return conf
+    if path and not path.startswith("/") and path != ":memory:":
+        conf["server"]["mlflow_tracking_uri"] = f"sqlite:///{project_path / path}"
+    experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
+    kwargs = experiment.setdefault("create_experiment_kwargs", {})
+    kwargs["artifact_location"] = kwargs.get("artifact_location") or str(
+        project_path / LOCAL_ARTIFACTS
+    )
+    return conf
 
 
 def unreachable(uri: str, timeout: float = PROBE_TIMEOUT) -> str | None:
     """Return why the tracking server at an http(s) ``uri`` cannot be reached, or
-    None (also for other stores, which are tried as they are)."""
+    None (also for other stores, which are tried as they are). MLflow's own client
+    retries for minutes before it gives up."""
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in {"http", "https"}:
         return None
@@ -97,11 +113,6 @@ def unreachable(uri: str, timeout: float = PROBE_TIMEOUT) -> str | None:
             return None
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
-
-
-def plain(value: Any) -> Any:
-    """A typed (pydantic) parameter group as the dictionary kedro-mlflow flattens."""
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 def git_commit(project_path: Path) -> str:
@@ -127,504 +138,337 @@ def git_commit(project_path: Path) -> str:
 
 
 def device() -> str:
-    """What trains: "gpu (<name>)" or "cpu (<model>, <n> cores)"."""
-    import keras  # noqa: PLC0415
-
+    """What trains: "gpu" or "cpu (<model>, <n> cores)"."""
     from cifar10_kedro.pipelines.model_training.nodes import has_gpu  # noqa: PLC0415
 
     if has_gpu():
-        return f"gpu ({_gpu_name(keras.backend.backend())})"
-    name = "unknown CPU"
-    try:
+        return "gpu"
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu ({name}, {os.cpu_count()} cores)"
+                return f"cpu ({line.split(':', 1)[1].strip()}, {os.cpu_count()} cores)"
+    return f"cpu ({os.cpu_count()} cores)"
 
 
-def _gpu_name(backend: str) -> str:
-    try:
-        if backend == "jax":
-            import jax  # noqa: PLC0415
-
-            return jax.devices()[0].device_kind
-        if backend == "torch":
-            import torch  # noqa: PLC0415
-
-            return torch.cuda.get_device_name(0)
-        import tensorflow as tf  # noqa: PLC0415
-
-        gpu = tf.config.list_physical_devices("GPU")[0]
-        return tf.config.experimental.get_device_details(gpu).get("device_name", "?")
-    except Exception:  # noqa: BLE001 - a name is only a description
-        return "?"
+DECLARATIONS = {"artifact", "metrics", "callbacks", "epochs", "tags", "version_tag"}
 
 
-class TrackingHook(MlflowHook):
-    """kedro-mlflow's hook with this project's additions (the module docstring)."""
+def declared(dataset: Any) -> dict[str, Any]:
+    """What the catalog entry of ``dataset`` declares under ``metadata: mlflow:``.
+
+    Raises ``ValueError`` for a key this hook does not know (a typo would otherwise
+    record nothing, silently).
+    """
+    found = (getattr(dataset, "metadata", None) or {}).get("mlflow") or {}
+    if unknown := set(found) - DECLARATIONS:
+        raise ValueError(
+            f"{dataset}: metadata 'mlflow' has the unknown key(s) {sorted(unknown)}; "
+            f"expected some of {sorted(DECLARATIONS)} (cifar10_kedro.tracking)."
+        )
+    return found
+
+
+def _versioned(dataset: Any) -> bool:
+    return (
+        isinstance(dataset, AbstractVersionedDataset)
+        and dataset.resolve_save_version() is not None
+    )
+
+
+def _value(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+class TrackingHook:
+    """Records every ``kedro run`` in MLflow (the module docstring)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.recording = False  # whether this session records at all
-        self._warned: set[str] = set()
+        self._mlflow: MlflowHook | None = None  # once the store answered
+        self._run_id: str | None = None  # the run this session records into
         self._catalog: Any = None
-        self._env = "local"
-        self._project_path = Path.cwd()
-        self._trains = False
+        self._saved: dict[str, str] = {}  # dataset -> the version this run saved
+        self._loggers: dict[str | None, Any] = {}  # namespace -> its EpochLogger
+        self._training_tags: dict[str | None, dict[str, str]] = {}
+        self._warned: set[str] = set()
 
-    # ------------------------------------------------------------------ helpers
-
-    def _warn_once(self, key: str, message: str, *args: Any) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning(message, *args)
-
-    def _failed(self, what: str, exc: Exception) -> None:
-        self._warn_once(
-            what,
-            "MLflow tracking: could not %s (%s: %s); the run goes on and its outputs "
-            "are saved as usual.",
-            what,
-            type(exc).__name__,
-            exc,
-        )
-
-    # Methods, not properties: pluggy before 1.7 reads every attribute of a hook
-    # object when it is registered, before any configuration exists.
-    def _client(self) -> Any:
-        return self.mlflow_config.server._mlflow_client  # noqa: SLF001
-
-    def _experiment_id(self) -> str:
-        return self.mlflow_config.tracking.experiment._experiment.experiment_id  # noqa: SLF001
-
-    # ------------------------------------------------------------ configuration
+    @contextlib.contextmanager
+    def _best_effort(self, what: str) -> Iterator[None]:
+        """Turn a store's error into one warning for ``what``."""
+        try:
+            yield
+        except STORE_ERRORS as exc:
+            if what not in self._warned:
+                self._warned.add(what)
+                logger.warning(
+                    "MLflow tracking: could not %s (%s: %s); the run goes on and its "
+                    "outputs are saved as usual.",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                )
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        if not OmegaConf.has_resolver("km.random_name"):  # as kedro-mlflow's hook
-            # register_new_resolver is deprecated in omegaconf 2.4, and warns.
-            register = getattr(OmegaConf, "register_resolver", None)
-            register = register or OmegaConf.register_new_resolver
-            register("km.random_name", resolve_random_name, use_cache=True)
-        loader = context.config_loader
-        if "mlflow" not in loader.config_patterns:
-            loader.config_patterns.update(
-                {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]}
+        self._mlflow = None
+        if not tracking_enabled():
+            logger.info(
+                "Experiment tracking is off (CIFAR10_KEDRO_TRACKING): this run is not "
+                "recorded in MLflow."
             )
+            return
         try:
-            conf = dict(loader["mlflow"])
+            conf = dict(context.config_loader["mlflow"])
         except MissingConfigException:
             conf = {}
+        self._project = Path(context.project_path)
         self._env = context.env or "local"
-        self._project_path = Path(context.project_path)
-        enabled = is_enabled(conf.pop("enabled", True))
-        server = dict(conf.get("server") or {})
-        uri = server.get("mlflow_tracking_uri") or os.environ.get(
-            "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"
-        )
-        server["mlflow_tracking_uri"] = local_store(uri, self._project_path)
-        conf["server"] = server
-        if server["mlflow_tracking_uri"].startswith("sqlite:"):
-            self._local_artifacts(conf)
-        # kedro-mlflow reads the configuration from the loader: this one.
-        loader["mlflow"] = conf
-        self.recording = False
-        if not enabled:
-            logger.info(
-                "Experiment tracking is off (enabled: false in mlflow.yml, or "
-                "CIFAR10_KEDRO_TRACKING=false): this run is not recorded in MLflow."
-            )
-            self._keep_configuration(context, conf)
-            return
-        problem = unreachable(server["mlflow_tracking_uri"])
+        conf = local_store(conf, self._project)
+        # kedro-mlflow reads its configuration from the loader (Kedro lets a key be
+        # set on it directly).
+        context.config_loader["mlflow"] = conf
+        uri = conf["server"]["mlflow_tracking_uri"]
+        hook = MlflowHook()
+        problem = unreachable(uri)
         if problem is None:
             try:
-                super().after_context_created(context)
-            except Exception as exc:  # noqa: BLE001 - any store failure
+                hook.after_context_created(context)
+            except STORE_ERRORS as exc:
                 problem = f"{type(exc).__name__}: {exc}"
         if problem is not None:
-            self._warn_once(
-                "store",
+            logger.warning(
                 "MLflow tracking store %s cannot be reached (%s): this run is not "
                 "recorded; its outputs are saved as usual. Set MLFLOW_TRACKING_URI or "
                 "server.mlflow_tracking_uri in conf/<env>/mlflow.yml, or turn tracking "
                 "off with CIFAR10_KEDRO_TRACKING=false.",
-                server["mlflow_tracking_uri"],
+                uri,
                 problem,
             )
-            self._keep_configuration(context, conf)
             return
-        self.recording = True
-
-    def _local_artifacts(self, conf: dict[str, Any]) -> None:
-        """New experiments of a local SQLite store keep their artifacts in the project
-        (MLflow's default would be ./mlruns of the current directory)."""
-        tracking = conf.setdefault("tracking", {})
-        experiment = tracking.setdefault("experiment", {})
-        kwargs = experiment.setdefault("create_experiment_kwargs", {})
-        if not kwargs.get("artifact_location"):
-            kwargs["artifact_location"] = str(self._project_path / LOCAL_ARTIFACTS)
-
-    def _keep_configuration(self, context: Any, conf: dict[str, Any]) -> None:
-        """Keep the validated configuration (``kedro mlflow ui`` reads it) without
-        touching the store."""
-        try:
-            self.mlflow_config = KedroMlflowConfig.model_validate(conf)
-            context.__setattr__("mlflow", self.mlflow_config)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("read mlflow.yml", exc)
-
-    @hook_impl
-    def after_catalog_created(self, catalog: Any) -> None:
-        """kedro-mlflow's own names the catalog's metric datasets that have no name
-        (key or prefix) after their entry; this project names its own."""
-
-    # ----------------------------------------------------------------- the run
+        self._mlflow = hook
+        self._experiment = context.mlflow.tracking.experiment.name
+        self._client = mlflow.MlflowClient()
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
-        self._catalog = catalog
         # One hook serves every session of a process: nothing of an earlier run.
-        self.run_id = None
-        # Dataset factories become datasets when first used: make those of the run
-        # now, so that switching their logging on or off reaches them.
-        for name in pipeline.datasets():
-            catalog.get(name)
-        if not self.recording:
-            self._is_mlflow_enabled = False
-            switch_catalog_logging(catalog, False)
+        self._run_id, self._catalog, self._saved = None, catalog, {}
+        self._loggers, self._training_tags = {}, {}
+        if self._mlflow is None:
             return
-        self._trains = MODEL in pipeline.all_outputs()
-        evaluated = None
-        if MODEL in pipeline.inputs() and not self._trains:
-            evaluated = self._evaluated_model(catalog)
-        try:
-            super().before_pipeline_run(run_params, pipeline, catalog)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("start the MLflow run", exc)
-            self.recording = self._is_mlflow_enabled = False
-            self.run_id = None
-            switch_catalog_logging(catalog, False)
-            return
-        if not self._is_mlflow_enabled:  # a pipeline mlflow.yml does not record
-            return
-        tags = {
-            "environment": self._env,
-            "package_version": cifar10_kedro.__version__,
-            "git_commit": git_commit(self._project_path),
-        }
-        tags["mlflow.source.git.commit"] = tags["git_commit"].removesuffix("-dirty")
-        if evaluated is not None:
-            version, parent = evaluated
-            tags[MODEL_VERSION_TAG] = version
-            if parent is not None:
-                tags[PARENT_TAG] = parent
-                logger.info(
-                    "MLflow: this run evaluates model version %s; it is recorded as a "
-                    "child of run %s, which trained it.",
-                    version,
-                    parent,
-                )
-            else:
-                logger.info(
-                    "MLflow: no recorded run trained model version %s; this run is "
-                    "recorded on its own, tagged with that version.",
-                    version,
-                )
-        self._set_tags(tags)
+        with self._best_effort("start the MLflow run"):
+            self._mlflow.before_pipeline_run(run_params, pipeline, catalog)
+            run = mlflow.active_run()
+            if run is None:  # a pipeline that mlflow.yml does not record
+                return
+            self._run_id, self._experiment_id = run.info.run_id, run.info.experiment_id
+            commit = git_commit(self._project)
+            tags = {
+                "environment": self._env,
+                "package_version": cifar10_kedro.__version__,
+                "git_commit": commit,
+                "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+                "device": device(),
+                **self._evaluated(pipeline, catalog),
+            }
+            self._tag(tags)
 
-    def _evaluated_model(self, catalog: Any) -> tuple[str, str | None] | None:
-        """(the version of trained_model this run loads, the run that trained it)."""
-        from cifar10_kedro.model_version import resolve_model_version  # noqa: PLC0415
+    def _tag(self, tags: dict[str, Any]) -> None:
+        self._client.log_batch(
+            self._run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]
+        )
 
-        try:
-            version = resolve_model_version(catalog)
-        except Exception:  # noqa: BLE001 - the run itself says there is no model
-            return None
-        try:
-            found = self._client().search_runs(
-                [self._experiment_id()],
-                filter_string=f"tags.{MODEL_VERSION_TAG} = '{version}'",
+    def _evaluated(self, pipeline: Any, catalog: Any) -> dict[str, str]:
+        """The tags of a run that loads a version it does not save (a model it
+        evaluates): that version, and the run that saved it as the parent."""
+        for name in sorted(pipeline.inputs()):
+            tag = declared(catalog.get(name)).get("version_tag")
+            if tag is None:
+                continue
+            try:
+                version = catalog.get(name).resolve_load_version()
+            except DatasetError:  # none saved: the run itself says so
+                return {}
+            found = self._client.search_runs(
+                [self._experiment_id],
+                filter_string=f"tags.`{tag}` = '{version}'",
                 order_by=["attributes.start_time ASC"],
-                max_results=50,
             )
-        except Exception as exc:  # noqa: BLE001
-            self._failed("look up the run that trained the model", exc)
-            return version, None
-        trained = [r for r in found if PARENT_TAG not in r.data.tags]
-        return version, trained[0].info.run_id if trained else None
-
-    def _set_tags(self, tags: dict[str, str]) -> None:
-        if self.run_id is None:
-            return
-        try:
-            for key, value in tags.items():
-                self._client().set_tag(self.run_id, key, str(value))
-        except Exception as exc:  # noqa: BLE001
-            self._failed("tag the MLflow run", exc)
+            parents = [r.info.run_id for r in found if PARENT_TAG not in r.data.tags]
+            if not parents:
+                logger.info("MLflow: no recorded run saved %s %s.", name, version)
+                return {tag: version}
+            logger.info(
+                "MLflow: this run loads %s %s; it is recorded as a child of run %s, "
+                "which saved it.",
+                name,
+                version,
+                parents[0],
+            )
+            return {tag: version, PARENT_TAG: parents[0]}
+        return {}
 
     @hook_impl
     def before_node_run(
         self, node: Any, catalog: Any, inputs: dict[str, Any], is_async: bool
     ) -> dict[str, Any] | None:
-        if not self.recording or self.run_id is None:
+        if self._run_id is None:
             return None
-        params = {k: plain(v) for k, v in inputs.items() if k.startswith("params:")}
-        try:
-            super().before_node_run(node, catalog, params, is_async)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("log the node's parameters", exc)
-        if node.func.__name__ != "train_model" or not self._is_mlflow_enabled:
-            return None
-        return self._training_callbacks(node, inputs)
-
-    def _training_callbacks(
-        self, node: Any, inputs: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        from .callbacks import MlflowEpochMetrics  # noqa: PLC0415 - imports Keras
-
-        prefix = f"{node.namespace}." if node.namespace else ""
-        config = inputs.get(f"{prefix}training_config")
-        fit = inputs.get(f"params:{prefix}model_training.fit")
-        if config is None or fit is None or f"{prefix}{CALLBACKS}" not in inputs:
-            return None
-        state = _checkpoint_state(fit, config)
-        if not prefix and state is not None:
-            self._continue_interrupted_run(config["fingerprint"], state)
-        self._set_tags(
-            {
-                f"{prefix}{FINGERPRINT_TAG}": config["fingerprint"],
-                f"{prefix}precision": config["precision"],
-                "keras_backend": config["versions"]["backend"],
-                "device": device(),
-            }
-        )
-        callback = MlflowEpochMetrics(self._client(), self.run_id, prefix)
-        if state is not None:  # epochs checkpointed but not logged
-            callback.log(self._unlogged_epochs(state, prefix))
-        return {f"{prefix}{CALLBACKS}": [*inputs[f"{prefix}{CALLBACKS}"], callback]}
-
-    def _continue_interrupted_run(self, fingerprint: str, state: dict) -> None:
-        """Make the run of the interrupted training, if recorded, this run's: what
-        this run recorded so far (parameters, tags, metrics, artifacts of the nodes
-        before training) is copied to it, and the run started for this command is
-        deleted."""
-        try:
-            found = self._client().search_runs(
-                [self._experiment_id()],
-                filter_string=f"tags.{FINGERPRINT_TAG} = '{fingerprint}'",
-                order_by=["attributes.start_time DESC"],
-                max_results=20,
-            )
-            earlier = next(
-                (
-                    r
-                    for r in found
-                    if r.info.run_id != self.run_id and r.info.status != "FINISHED"
-                ),
-                None,
-            )
-            if earlier is None:
-                return
-            old, new = earlier.info.run_id, self.run_id
-            _copy_run(self._client(), new, earlier)
-            # Every entry of the new run off MLflow's stack of active runs, then the
-            # interrupted one on it, RUNNING again.
-            while (active := mlflow.active_run()) is not None and (
-                active.info.run_id == new
-            ):
-                mlflow.end_run()
-            mlflow.start_run(run_id=old, nested=mlflow.active_run() is not None)
-            self.run_id = old
-            self._client().delete_run(new)
-            self._client().set_tag(old, "resumed_at_epoch", str(state["epoch"] + 1))
-            logger.info(
-                "MLflow: training resumes at epoch %d, so this run continues MLflow "
-                "run %s (the interrupted one); the run started for it is deleted.",
-                state["epoch"] + 1,
-                old,
-            )
-        except Exception as exc:  # noqa: BLE001
-            self._failed("continue the interrupted training's MLflow run", exc)
-
-    def _unlogged_epochs(self, state: dict, prefix: str) -> dict[int, dict]:
-        try:
-            logged = {
-                m.step
-                for m in self._client().get_metric_history(
-                    self.run_id, f"{prefix}val_accuracy"
-                )
-            }
-        except Exception as exc:  # noqa: BLE001
-            self._failed("read the run's epochs", exc)
-            return {}
-        return {
-            int(row["epoch"]): row
-            for row in state.get("history", [])
-            if int(row["epoch"]) not in logged
+        # Typed (pydantic) groups as the dicts kedro-mlflow logs key by key.
+        params = {
+            k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
+            for k, v in inputs.items()
+            if k.startswith("params:")
         }
+        with self._best_effort("log the node's parameters"):
+            self._mlflow.before_node_run(node, catalog, params, is_async)
+        for name, callbacks in inputs.items():
+            prefix = declared(catalog.get(name)).get("callbacks")
+            if prefix is not None:
+                from .callbacks import EpochLogger  # noqa: PLC0415 - imports Keras
+
+                epochs = EpochLogger(lambda rows, p=prefix: self._log_epochs(rows, p))
+                self._loggers[node.namespace] = epochs
+                return {name: [*callbacks, epochs]}
+        return None
+
+    def _log_epochs(self, rows: dict[int, dict[str, float]], prefix: str) -> None:
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"{prefix}{name}", float(value), now, step)
+            for step, row in sorted(rows.items())
+            for name, value in row.items()
+        ]
+        with self._best_effort("log the epochs' metrics"):
+            self._client.log_batch(self._run_id, metrics=metrics, synchronous=True)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
-        if not self.recording or not dataset_name.endswith(MODEL):
+        if self._run_id is None:
             return
-        try:
-            version = self._catalog.get(dataset_name).resolve_save_version()
-        except Exception:  # noqa: BLE001 - not versioned
-            return
-        prefix = dataset_name.removesuffix(MODEL)
-        self._set_tags({f"{prefix}{MODEL_VERSION_TAG}": version})
+        dataset = self._catalog.get(dataset_name)
+        if _versioned(dataset):
+            self._saved[dataset_name] = dataset.resolve_save_version()
+        wanted = declared(dataset)
+        with self._best_effort(f"log {dataset_name}"):
+            if "artifact" in wanted:
+                self._log_artifact(data, wanted["artifact"])
+            if "metrics" in wanted:
+                now = int(time.time() * 1000)
+                metrics = [
+                    Metric(f"{wanted['metrics']}{k}", float(v), now, 0)
+                    for k, v in data.items()
+                ]
+                self._client.log_batch(self._run_id, metrics=metrics)
+            if "tags" in wanted:
+                tags = {tag: _value(data, key) for key, tag in wanted["tags"].items()}
+                self._training_tags[node.namespace] = tags
+                self._tag(tags)
+            if "version_tag" in wanted:
+                self._tag({wanted["version_tag"]: self._saved[dataset_name]})
+            if "epochs" in wanted:
+                self._restored_epochs(data, wanted["epochs"], node.namespace)
+
+    def _log_artifact(self, data: Any, path: str) -> None:
+        import pandas as pd  # noqa: PLC0415
+        from matplotlib.figure import Figure  # noqa: PLC0415
+
+        if isinstance(data, Figure):
+            self._client.log_figure(self._run_id, data, path)
+        elif isinstance(data, pd.DataFrame):
+            self._client.log_text(self._run_id, data.to_csv(index=False), path)
+        else:
+            self._client.log_dict(self._run_id, data, path)
+
+    def _restored_epochs(self, history: Any, prefix: str, namespace: str) -> None:
+        """Log the epochs of ``history`` not logged live; if training resumed from a
+        checkpoint, end the interrupted training's run, which no process records."""
+        from cifar10_kedro.pipelines.model_training.training_state import (  # noqa: PLC0415
+            EPOCH_METRICS,
+        )
+
+        logged = {
+            m.step
+            for m in self._client.get_metric_history(
+                self._run_id, f"{prefix}{EPOCH_METRICS[0]}"
+            )
+        }
+        rows = {
+            int(row["epoch"]): {name: row[name] for name in EPOCH_METRICS}
+            for row in history.to_dict("records")
+            if int(row["epoch"]) not in logged
+        }
+        self._log_epochs(rows, prefix)
+        live = self._loggers.get(namespace)
+        first = live.first_epoch if live is not None else None
+        if rows and (first is None or first > 1):
+            self._end_interrupted(namespace, first or max(rows) + 1)
+
+    def _end_interrupted(self, namespace: str | None, epoch: int) -> None:
+        tags = self._training_tags.get(namespace, {})
+        found = self._client.search_runs(
+            [self._experiment_id],
+            " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()),
+        )
+        ended = [
+            r.info.run_id
+            for r in found
+            if r.info.status == "RUNNING" and r.info.run_id != self._run_id
+        ]
+        for run_id in ended:
+            self._client.set_tag(run_id, "resumed_in", self._run_id)
+            self._client.set_terminated(run_id, "KILLED")
+        prefix = f"{namespace}." if namespace else ""
+        self._tag(
+            {
+                f"{prefix}resumed_at_epoch": epoch,
+                **({f"{prefix}resumed_from": ",".join(ended)} if ended else {}),
+            }
+        )
+        logger.info(
+            "MLflow: training resumed at epoch %d; its epochs restored from the "
+            "checkpoint are logged to this run. Runs of the interrupted training "
+            "ended as KILLED: %s.",
+            epoch,
+            ", ".join(ended) or "none recorded",
+        )
 
     @hook_impl
     def after_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
-        if not self.recording or self.run_id is None:
-            switch_catalog_logging(catalog, True)
+        if self._run_id is None:
             return
-        if isinstance(pipeline, PipelineML):
-            if self._trains and self._is_mlflow_enabled:
-                self._log_model_and_end(run_params, pipeline, catalog)
-                return
-            pipeline = pipeline.training  # trains nothing: no model to log
-        try:
-            super().after_pipeline_run(run_params, pipeline, catalog)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("end the MLflow run", exc)
+        if versions := self._model_versions(catalog):
+            with self._best_effort("log the model"):
+                log_model(catalog, versions, self._experiment)
+        with self._best_effort("end the MLflow run"):
+            self._mlflow.after_pipeline_run(run_params, pipeline, catalog)
+        self._run_id = None
 
-    def _log_model_and_end(
-        self, run_params: dict[str, Any], pipeline: PipelineML, catalog: Any
-    ) -> None:
-        """Log and register the inference pipeline with this run's model version
-        (kedro-mlflow's hook does, given the model's inputs), then end the run."""
-        from .model import model_log_arguments  # noqa: PLC0415
-
-        name = self.mlflow_config.tracking.experiment.name
-        try:
-            bound = PipelineML(
-                pipeline.training.nodes,
-                inference=pipeline.inference,
-                input_name=pipeline.input_name,
-                kpm_kwargs=pipeline.kpm_kwargs,
-                log_model_kwargs={
-                    **pipeline.log_model_kwargs,
-                    **model_log_arguments(),
-                    "registered_model_name": name,
-                },
-            )
-            with _quiet_model_logging():
-                super().after_pipeline_run(
-                    run_params, bound, _pinned_catalog(pipeline.inference, catalog)
-                )
-        except Exception as exc:  # noqa: BLE001
-            self._failed("log the model", exc)
-            try:
-                mlflow.end_run()
-            except Exception as end_exc:  # noqa: BLE001
-                self._failed("end the MLflow run", end_exc)
-            return
-        logger.info(
-            "MLflow: the inference pipeline with this run's model is logged and "
-            "registered as '%s' (models:/%s/<version>).",
-            name,
-            name,
+    def _model_versions(self, catalog: Any) -> dict[str, str] | None:
+        """The versions this run saved of the MLflow model's versioned inputs
+        (``inference.create_request_pipeline``), or None if it saved not all."""
+        from cifar10_kedro.pipelines.inference.pipeline import (  # noqa: PLC0415
+            create_request_pipeline,
         )
+
+        wanted = {
+            n for n in create_request_pipeline().inputs() if _versioned(catalog.get(n))
+        }
+        if not wanted or not wanted <= set(self._saved):
+            return None
+        return {name: self._saved[name] for name in wanted}
 
     @hook_impl
     def on_pipeline_error(
         self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
-        if not self.recording or self.run_id is None:
-            switch_catalog_logging(catalog, True)
+        if self._run_id is None:
             return
-        try:
-            super().on_pipeline_error(error, run_params, pipeline, catalog)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("close the failed MLflow run", exc)
-
-
-@contextlib.contextmanager
-def _quiet_model_logging() -> Iterator[None]:
-    """MLflow's progress bars and advice while the model is logged, hidden: the
-    model is a pickled KedroPipelineModel by kedro-mlflow's design, and its signature
-    is given without an example (an example would be run at logging time)."""
-    bar = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    previous = os.environ.get(bar)
-    os.environ[bar] = "false"
-    pyfunc = logging.getLogger("mlflow.pyfunc")
-    level = pyfunc.level
-    pyfunc.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*An input example was not provided")
-            yield
-    finally:
-        pyfunc.setLevel(level)
-        if previous is None:
-            os.environ.pop(bar, None)
-        else:
-            os.environ[bar] = previous
-
-
-def _copy_run(client: Any, source: str, target: Any) -> None:
-    """Copy what run ``source`` recorded to the run ``target`` (a Run): parameters it
-    lacks, tags (but MLflow's own), metric histories and artifacts."""
-    import tempfile  # noqa: PLC0415
-
-    from mlflow.entities import Metric, Param, RunTag  # noqa: PLC0415
-
-    data = client.get_run(source).data
-    have = target.data.params
-    params = [Param(k, v) for k, v in data.params.items() if k not in have]
-    tags = [RunTag(k, v) for k, v in data.tags.items() if not k.startswith("mlflow.")]
-    metrics = [
-        Metric(m.key, m.value, m.timestamp, m.step)
-        for key in data.metrics
-        for m in client.get_metric_history(source, key)
-    ]
-    run_id = target.info.run_id
-    client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-    if client.list_artifacts(source):
-        with tempfile.TemporaryDirectory() as folder:
-            local = client.download_artifacts(source, "", folder)
-            client.log_artifacts(run_id, local)
-
-
-def _checkpoint_state(fit: Any, config: dict[str, Any]) -> dict | None:
-    """The checkpoint that ``train_model`` will resume from, if any."""
-    from cifar10_kedro.pipelines.model_training.training_state import (  # noqa: PLC0415
-        STATE_FILE,
-        checkpoint_directory,
-    )
-
-    if not getattr(fit, "resume", False):
-        return None
-    path = checkpoint_directory(fit.checkpoint.state_dir, config) / STATE_FILE
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return state if state.get("config") == config else None
-
-
-def _pinned_catalog(inference: Any, catalog: Any) -> DataCatalog:
-    """The inference pipeline's inputs, with trained_model pinned to the version this
-    run saved (the versioned dataset's folder holds every version)."""
-    from cifar10_kedro.datasets import KerasModelDataset  # noqa: PLC0415
-
-    pinned = DataCatalog()
-    for name in inference.inputs():
-        dataset = catalog.get(name)
-        if dataset is None:
-            continue
-        if name == MODEL:
-            version = dataset.resolve_save_version()
-            path = dataset._get_versioned_path(version)  # noqa: SLF001
-            dataset = KerasModelDataset(filepath=str(path))
-        pinned[name] = dataset
-    return pinned
+        with self._best_effort("close the failed MLflow run"):
+            self._mlflow.on_pipeline_error(error, run_params, pipeline, catalog)
+        self._run_id = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +16,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from cifar10_kedro.prediction import check_model, predict_probabilities, top_classes
-from cifar10_kedro.preprocessing import SIZE, PreparedImage, prepare_many
+from cifar10_kedro.preprocessing import (
+    SIZE,
+    PreparedImage,
+    UnreadableImageError,
+    prepare_many,
+)
 
 from .params import InferenceParams
 
@@ -285,3 +292,57 @@ def summarize_inference(
         100 * params.contact_sheet.low_confidence,
     )
     return summary
+
+
+# The MLflow model of a training run (``create_request_pipeline``): a table of images in,
+# a table of predictions out.
+
+
+def read_request(request: pd.DataFrame) -> dict[str, Callable[[], bytes]]:
+    """Return a reader of each row's image, by name (``file``, or ``row <n>``).
+
+    The request has a column ``image`` (each image file's bytes in base64) and
+    optionally ``file``. A value that is not base64 gives a reader that raises, so
+    that its row carries the reason, as an unreadable file's does.
+    """
+    if "image" not in request.columns:
+        raise ValueError(
+            f"The request has the columns {list(request.columns)}; expected 'image' "
+            "(each image file's bytes, base64-encoded) and optionally 'file'."
+        )
+    names = (
+        request["file"].fillna("").astype(str).tolist()
+        if "file" in request.columns
+        else [""] * len(request)
+    )
+    readers: dict[str, Callable[[], bytes]] = {}
+    for row, (name, value) in enumerate(zip(names, request["image"], strict=True)):
+        key = name or f"row {row}"
+        if key in readers:  # two rows of one name keep their own results
+            key = f"{key} (row {row})"
+        readers[key] = _decoder(value)
+    return readers
+
+
+def _decoder(value: object) -> Callable[[], bytes]:
+    def load() -> bytes:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        try:
+            return base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise UnreadableImageError(f"'image' is not base64: {exc}") from None
+
+    return load
+
+
+def classify_request(
+    model: keras.Model,
+    batch: PreparedBatch,
+    class_names: list[str],
+    params: InferenceParams,
+) -> pd.DataFrame:
+    """Return ``classify_images``' table without ``model_version``: the registered
+    model's version is the one the caller asked for."""
+    table = classify_images(model, batch, class_names, "", params)
+    return table.drop(columns="model_version")

@@ -8,10 +8,16 @@ from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     classify_images,
+    classify_request,
     plot_contact_sheet,
     prepare_images,
+    read_request,
     summarize_inference,
 )
+
+# The MLflow model's input and output (create_request_pipeline).
+REQUEST = "model_request"
+RESPONSE = "model_response"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -55,4 +61,37 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         tags=["inference"],
+    )
+
+
+def create_request_pipeline() -> Pipeline:
+    """Return the pipeline that a training run logs as its MLflow model: a table of
+    base64 images (``model_request``) -> their predictions (``model_response``).
+
+    Its other inputs (``trained_model``, ``class_names``, ``params:inference``) are
+    stored with the model by kedro-mlflow's ``KedroPipelineModel``
+    (``cifar10_kedro.tracking``), so that ``mlflow.pyfunc.load_model`` or
+    ``mlflow models serve`` classify images outside Kedro.
+    """
+    return Pipeline(
+        [
+            Node(read_request, REQUEST, "model_request_images", name="read_request"),
+            Node(
+                prepare_images,
+                ["model_request_images", "params:inference"],
+                "model_request_inputs",
+                name="prepare_request_images",
+            ),
+            Node(
+                classify_request,
+                [
+                    "trained_model",
+                    "model_request_inputs",
+                    "class_names",
+                    "params:inference",
+                ],
+                RESPONSE,
+                name="classify_request",
+            ),
+        ]
     )

@@ -2,6 +2,14 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from cifar10_kedro.pipelines.names import (
+    FIT_PARAMS,
+    TRAINED_MODEL,
+    TRAINING_CONFIG,
+    TRAINING_HISTORY,
+    TRAINS_MODEL,
+)
+
 from .nodes import build_model, compile_model, describe_training, train_model
 
 
@@ -14,14 +22,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "params:model_training.model",
                     "params:model_training.compile",
-                    "params:model_training.fit",
+                    FIT_PARAMS,
                     "params:model_training.seed",
                     "x_train",
                     "y_train",
                     "x_val",
                     "y_val",
                 ],
-                outputs="training_config",
+                outputs=TRAINING_CONFIG,
                 name="describe_training",
             ),
             Node(
@@ -39,7 +47,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "initialised_model",
                     "params:model_training.compile",
-                    "params:model_training.fit",
+                    FIT_PARAMS,
                     "y_train",
                 ],
                 outputs="compiled_model",
@@ -53,14 +61,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "y_train",
                     "x_val",
                     "y_val",
-                    "params:model_training.fit",
+                    FIT_PARAMS,
                     "params:model_training.seed",
-                    "training_config",
-                    # Filled by the tracking hook; empty when tracking is off.
+                    TRAINING_CONFIG,
+                    # Keras callbacks: the tracking hook adds its epoch logger.
                     "training_callbacks",
                 ],
-                outputs=["trained_model", "training_history"],
+                outputs=[TRAINED_MODEL, TRAINING_HISTORY],
                 name="train_model",
+                tags=[TRAINS_MODEL],
             ),
         ],
         tags=["model_training"],

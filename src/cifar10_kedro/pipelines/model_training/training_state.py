@@ -63,6 +63,31 @@ HISTORY_COLUMNS = [
     "seconds",
     "best",
 ]
+# What each epoch measures (the history's columns but the epoch and `best`).
+EPOCH_METRICS = [c for c in HISTORY_COLUMNS if c not in {"epoch", "best"}]
+
+
+def history_row(
+    epoch: int, logs: dict[str, Any], model: keras.Model, seconds: float
+) -> dict[str, float]:
+    """Return an epoch's history row from Keras' logs (the first compiled metric,
+    whatever its name, is 'accuracy'): the epoch (1-based) and ``EPOCH_METRICS``."""
+    logs = {k: float(v) for k, v in logs.items()}
+    metric = next(
+        k
+        for k in logs
+        if k not in {"loss", "learning_rate"} and not k.startswith("val_")
+    )
+    rate = model.optimizer.learning_rate
+    return {
+        "epoch": epoch + 1,
+        "loss": logs["loss"],
+        "accuracy": logs[metric],
+        "val_loss": logs["val_loss"],
+        "val_accuracy": logs[f"val_{metric}"],
+        "learning_rate": float(keras.ops.convert_to_numpy(rate)),
+        "seconds": seconds,
+    }
 
 
 class CheckpointError(RuntimeError):
@@ -396,7 +421,9 @@ class ResumableTraining(keras.callbacks.Callback):
             self._stop(f"the validation loss became {val_loss} at epoch {epoch + 1}")
         if self.failure is not None:
             return
-        row = self._history_row(epoch, logs)
+        row = history_row(
+            epoch, logs, self.model, time.perf_counter() - self._epoch_start
+        )
         state, fit = self.state, self.fit
         state.epoch = epoch + 1
         monitor = fit.checkpoint.monitor
@@ -418,25 +445,6 @@ class ResumableTraining(keras.callbacks.Callback):
             self.model.stop_training = True
         state.finished = state.stopped_early or state.epoch >= fit.epochs
         self.store.save(self.model, state, improved)
-
-    def _history_row(self, epoch: int, logs: dict[str, float]) -> dict[str, float]:
-        """Return the standard history columns from Keras' logs (the first metric,
-        whatever its name, is 'accuracy')."""
-        metric = next(
-            k
-            for k in logs
-            if k not in {"loss", "learning_rate"} and not k.startswith("val_")
-        )
-        rate = self.model.optimizer.learning_rate
-        return {
-            "epoch": epoch + 1,
-            "loss": logs["loss"],
-            "accuracy": logs[metric],
-            "val_loss": logs["val_loss"],
-            "val_accuracy": logs[f"val_{metric}"],
-            "learning_rate": float(keras.ops.convert_to_numpy(rate)),
-            "seconds": time.perf_counter() - self._epoch_start,
-        }
 
     def _stop(self, failure: str) -> None:
         self.failure = failure

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import keras
@@ -395,3 +397,35 @@ def plot_confident_mistakes(
         axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
     fig.suptitle("Most confident mistakes on the test set", fontsize=13)
     return fig
+
+
+def _figures(prefix: str, scores: dict[str, Any]) -> dict[str, float]:
+    found = {
+        f"{prefix}_accuracy": scores.get("accuracy"),
+        f"{prefix}_log_loss": scores.get("log_loss"),
+        f"{prefix}_ece": scores.get("expected_calibration_error"),
+    }
+    return {k: float(v) for k, v in found.items() if v is not None}
+
+
+def run_scores(
+    test_metrics: dict[str, Any], validation_metrics: dict[str, Any]
+) -> dict[str, float]:
+    """Return the run's final figures by name, for the experiment tracker: on the
+    test set plain (``test_accuracy``, ``test_log_loss``, ``test_ece``), with
+    test-time augmentation (``test_tta_*``), the macro and per-class F1
+    (``test_macro_f1``, ``test_f1_<class>``), and the same plain and TTA figures on
+    the validation split (``validation_*``). Figures that are not finite are left
+    out."""
+    values = _figures("test", test_metrics)
+    if "tta" in test_metrics:
+        values |= _figures("test_tta", test_metrics["tta"])
+    if "macro_avg" in test_metrics:
+        values["test_macro_f1"] = float(test_metrics["macro_avg"]["f1-score"])
+    for name, scores in test_metrics.get("per_class", {}).items():
+        # An MLflow metric name: letters, digits and _ - . / only.
+        values[re.sub(r"[^\w\-./]", "_", f"test_f1_{name}")] = float(scores["f1-score"])
+    values |= _figures("validation", validation_metrics)
+    if "tta" in validation_metrics:
+        values |= _figures("validation_tta", validation_metrics["tta"])
+    return {name: value for name, value in values.items() if math.isfinite(value)}
