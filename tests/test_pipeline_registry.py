@@ -1,5 +1,6 @@
-"""The registered pipelines: the trainings bound to their MLflow model stay usable
-however Kedro slices them (kedro run --from-nodes, the resume command it suggests)."""
+"""The registered pipelines: plain pipelines that Kedro slices as it likes (kedro run
+--from-nodes, the resume command it suggests), whose training nodes carry the tag that
+the project's hooks key on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Pipeline
 
+from cifar10_kedro.pipelines.names import TRAINED_MODEL, TRAINS_MODEL, namespaced
 from tests.conftest import PROJECT_ROOT
 
 
@@ -19,12 +21,9 @@ def pipelines() -> dict[str, Pipeline]:
 
 
 @pytest.mark.parametrize("name", ["__default__", "compare"])
-def test_slices_of_a_bound_training_never_raise(pipelines, name):
-    bound = pipelines[name]
-    # What a run filters, then what Kedro's resume suggestion slices again: a
-    # slice that cannot carry the MLflow model is a plain pipeline, not an error.
-    run = bound.filter(from_nodes=["train_model"])
-    assert type(run) is type(bound)
+def test_slices_of_a_training_never_raise(pipelines, name):
+    # What a run filters, then what Kedro's resume suggestion slices again.
+    run = pipelines[name].filter(from_nodes=["train_model"])
     tail = run.from_nodes("plot_training_curves")
     assert isinstance(tail, Pipeline)
     assert {node.name for node in tail.nodes} == {"plot_training_curves"}
@@ -35,3 +34,19 @@ def test_the_default_run_has_three_pipelines(pipelines):
     parts = ("data_ingestion", "model_training", "reporting")
     expected = {node.name for part in parts for node in pipelines[part].nodes}
     assert {node.name for node in pipelines["__default__"].nodes} == expected
+
+
+def test_every_node_that_saves_a_trained_model_is_tagged_as_training(pipelines):
+    """The checkpoint hook finds the training node by its tag: a renamed node keeps
+    it; a node that trains without it would leave its checkpoint behind."""
+    trainers = {}
+    for pipeline in pipelines.values():
+        for node in pipeline.nodes:
+            if namespaced(node, TRAINED_MODEL) in node.outputs:
+                trainers[node.name] = node
+    assert {"train_model", "notebook.train_model"} <= set(trainers)
+    assert all(TRAINS_MODEL in node.tags for node in trainers.values())
+    tagged = {
+        n.name for p in pipelines.values() for n in p.nodes if TRAINS_MODEL in n.tags
+    }
+    assert tagged == set(trainers)
