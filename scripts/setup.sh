@@ -2,6 +2,7 @@
 # Creates .venv (if missing) and installs the project with the given extras, e.g.
 #   bash scripts/setup.sh          # runtime only
 #   bash scripts/setup.sh test     # plus pytest and ruff
+#   bash scripts/setup.sh gpu      # plus JAX with CUDA, for NVIDIA GPUs (--env gpu)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"

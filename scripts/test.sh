@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # jupyter: the notebook test executes notebooks/ in a real kernel; docs: the
-# documentation test builds the site with mkdocs.
-bash scripts/setup.sh test,jupyter,docs
+# documentation test builds the site with mkdocs; jax: the JAX backend's tests (the GPU
+# path and distributed training, on the CPU) run on what the jax extra installs.
+bash scripts/setup.sh test,jupyter,docs,jax
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export DO_NOT_TRACK=1 KEDRO_DISABLE_TELEMETRY=1
 if [ -z "${CIFAR10_RAW_PATH:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; then
