@@ -108,11 +108,15 @@ def variant_names(project_path: Path | str | None = None) -> tuple[str, ...]:
 
     The compare pipeline needs them to be built, and Kedro builds pipelines before it
     loads any configuration in some commands (kedro issue #3093), so they are read here
-    from conf/base with the project's own loader settings. An environment can change a
-    variant's values, not add one (the schema names such a key as unknown).
+    from conf/base alone: an environment can change a variant's values, not add one
+    (the schema names such a key as unknown). The file is parsed, not loaded with a
+    config loader: a loader registers OmegaConf's ``globals`` resolver for the whole
+    process, and a second one, made while a session runs, would resolve that session's
+    catalog with conf/base's globals (its outputs under ``data/``, whatever the --env).
     """
     from kedro.framework.project import settings  # noqa: PLC0415
     from kedro.utils import find_kedro_project  # noqa: PLC0415
+    from omegaconf import OmegaConf  # noqa: PLC0415
 
     root = project_path or find_kedro_project(Path.cwd())
     if root is None:
@@ -121,10 +125,7 @@ def variant_names(project_path: Path | str | None = None) -> tuple[str, ...]:
             f"(conf/base/globals.yml, '{KEY}') cannot be read; expected to run from "
             "the project's folder"
         )
-    args = dict(settings.CONFIG_LOADER_ARGS)
-    loader = OmegaConfigLoader(
-        conf_source=str(Path(root) / settings.CONF_SOURCE),
-        env=args.get("base_env", "base"),
-        **args,
-    )
-    return tuple(loader["globals"].get(KEY) or ())
+    base_env = settings.CONFIG_LOADER_ARGS.get("base_env", "base")
+    path = Path(root) / settings.CONF_SOURCE / base_env / "globals.yml"
+    declared = OmegaConf.load(path).get(KEY) if path.is_file() else None
+    return tuple(declared or ())

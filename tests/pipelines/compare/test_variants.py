@@ -67,6 +67,22 @@ def test_a_variant_is_one_edit(project) -> None:
     validate_parameters(params)
 
 
+def test_reading_the_variants_leaves_a_sessions_configuration_alone(
+    tmp_path, monkeypatch
+) -> None:
+    """Kedro may build the pipelines (and read the variants) while a session runs,
+    after it made its config loader: the session's catalog keeps its environment's
+    globals (a loader made then would have taken over the process's resolver)."""
+    project = make_project_copy(tmp_path)
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env="smoke") as session:
+        context = session.load_context()
+        assert variant_names() == ("notebook",)
+        model = context.catalog.get("trained_model")._describe()  # noqa: SLF001
+    assert str(model["filepath"]).startswith(str(project / "data" / "smoke"))
+
+
 def test_the_notebook_environment_is_the_notebook_variant() -> None:
     """`--env notebook` and the compare pipeline's `notebook` variant read the same
     declaration: they differ only in where the environment writes."""
