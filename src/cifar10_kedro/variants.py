@@ -104,7 +104,8 @@ class ProjectConfigLoader(OmegaConfigLoader):
 def variant_names(project_path: Path | str | None = None) -> tuple[str, ...]:
     """Return the names of the variants in ``conf/base/globals.yml``, in order, of
     the project at ``project_path`` (by default the Kedro project around the working
-    directory, found as the ``kedro`` command finds it).
+    directory, found as the ``kedro`` command finds it, else the source checkout of
+    this package).
 
     The compare pipeline needs them to be built, and Kedro builds pipelines before it
     loads any configuration in some commands (kedro issue #3093), so they are read here
@@ -118,7 +119,11 @@ def variant_names(project_path: Path | str | None = None) -> tuple[str, ...]:
     from kedro.utils import find_kedro_project  # noqa: PLC0415
     from omegaconf import OmegaConf  # noqa: PLC0415
 
-    root = project_path or find_kedro_project(Path.cwd())
+    root = (
+        project_path
+        or find_kedro_project(Path.cwd())
+        or find_kedro_project(Path(__file__).resolve().parent)
+    )
     if root is None:
         raise InvalidParametersError(
             f"No Kedro project around {Path.cwd()}, so the compare pipeline's variants "
