@@ -53,10 +53,11 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from cifar10_kedro.params_base import Params
+
 from cifar10_kedro.pipelines.model_training.batches import TrainingBatches
 from cifar10_kedro.pipelines.model_training.nodes import build_model, compile_model
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
+from cifar10_kedro.pipelines.reporting.params import ReportingParams
 
 PROJECT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT / "benchmarks" / "results"
@@ -254,7 +255,9 @@ def run_config(
             "validation_metrics",
             "params:reporting",
         )
-        size = reporting.batch_size if isinstance(reporting, Params) else 1000
+        if not isinstance(reporting, ReportingParams):  # the raw dict, unvalidated
+            reporting = ReportingParams.model_validate(reporting)
+        size = reporting.batch_size
         model.predict(x_test[:size], batch_size=size, verbose=0)
         start = time.perf_counter()
         model.predict(x_test, batch_size=size, verbose=0)

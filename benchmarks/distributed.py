@@ -52,13 +52,12 @@ MARK = "RESULT "
 
 
 def _parameters(env: str | None, overrides: list[str]) -> dict[str, Any]:
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
     from omegaconf import OmegaConf  # noqa: PLC0415
 
     from cifar10_kedro import settings  # noqa: PLC0415
 
     runtime = OmegaConf.to_container(OmegaConf.from_dotlist(overrides))
-    loader = OmegaConfigLoader(
+    loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(PROJECT / "conf"),
         env=env,
         runtime_params=runtime,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import get_args
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -66,18 +68,50 @@ def lossless_subset() -> Path:
 
 
 def project_parameters(
-    env: str | None = None, runtime_params: dict | None = None
+    env: str | None = None,
+    runtime_params: dict | None = None,
+    conf_source: Path = PROJECT_ROOT / "conf",
 ) -> dict:
     """The merged parameters of ``env`` (conf/base when None), as ``kedro run`` loads
-    them: the project's config loader settings, globals and resolvers included."""
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
-
+    them: the project's config loader and its settings, globals, resolvers and the
+    compare pipeline's variants included."""
     from cifar10_kedro import settings  # noqa: PLC0415
 
-    loader = OmegaConfigLoader(
-        conf_source=str(PROJECT_ROOT / "conf"),
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(conf_source),
         env=env,
         runtime_params=runtime_params,
         **settings.CONFIG_LOADER_ARGS,
     )
     return loader["parameters"]
+
+
+@functools.cache
+def _loaded_parameters(env: str | None) -> dict:
+    return project_parameters(env)
+
+
+def _group_model(model: type, name: str) -> type:
+    """The model of the group ``name`` within ``model`` (an optional one included)."""
+    from cifar10_kedro.params_base import Params  # noqa: PLC0415
+
+    annotation = model.model_fields[name].annotation
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, Params):
+            return candidate
+    raise KeyError(f"'{name}' of {model.__name__} is not a group of parameters")
+
+
+def base_params(group: str, changes: dict | None = None, env: str | None = None):
+    """The validated model of the parameter group ``group`` (a dotted key such as
+    ``"reporting"`` or ``"model_training.fit"``) as conf/<env> sets it (conf/base when
+    None), with ``changes`` merged in key by key: tests start from the real values and
+    say only what they change."""
+    from cifar10_kedro.params_schema import schema  # noqa: PLC0415
+    from cifar10_kedro.variants import merged, variant_names  # noqa: PLC0415
+
+    value = _loaded_parameters(env)
+    model = schema(variant_names(PROJECT_ROOT))
+    for part in group.split("."):
+        value, model = value[part], _group_model(model, part)
+    return model.model_validate(merged(value, changes or {}))

@@ -4,12 +4,17 @@ Two checks stand between a configuration and a run. Kedro validates each typed
 ``params:`` group of a node (the models in each pipeline's ``params.py``) when it builds
 the catalog; the preflight hook validates the whole tree against
 ``cifar10_kedro.params_schema`` for what lies outside those groups. Both are exercised
-here, on the parameters exactly as Kedro loads them.
+here, on the parameters exactly as Kedro loads them. And one rule: every value is in
+conf/base, none in code (``cifar10_kedro.params_base``).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
+import re
+from pathlib import Path
 from typing import Any, get_args
 
 import pydantic
@@ -21,8 +26,14 @@ from kedro.validation.exceptions import ParameterValidationError
 from kedro.validation.parameter_validator import ParameterValidator
 from kedro.validation.type_extractor import TypeExtractor
 
-from cifar10_kedro.params_base import InvalidParametersError
-from cifar10_kedro.params_schema import Parameters, validate_parameters
+import cifar10_kedro
+from cifar10_kedro.params_base import InvalidParametersError, Params
+from cifar10_kedro.params_schema import (
+    Parameters,
+    VariantParams,
+    schema,
+    validate_parameters,
+)
 from cifar10_kedro.pipelines.data_ingestion.params import DataIngestionParams
 from cifar10_kedro.pipelines.export.params import ExportParams
 from cifar10_kedro.pipelines.inference.params import InferenceParams
@@ -36,13 +47,16 @@ from cifar10_kedro.pipelines.model_training.params import (
     LossName,
     Metric,
     ModelParams,
+    ModelTrainingParams,
     Monitor,
     OptimizerName,
     OptimizerParams,
 )
 from cifar10_kedro.pipelines.model_training.training_state import HISTORY_COLUMNS
 from cifar10_kedro.pipelines.reporting.params import ReportingParams
-from tests.conftest import PROJECT_ROOT, project_parameters
+from cifar10_kedro.serving.params import ServingParams
+from cifar10_kedro.variants import GROUPS, variant_names
+from tests.conftest import PROJECT_ROOT, base_params, project_parameters
 from tests.pipelines.test_pipelines import make_project_copy, snapshot
 
 ENVIRONMENTS = sorted(
@@ -119,8 +133,14 @@ def test_the_typed_groups_are_the_ones_kedro_finds(registered) -> None:
 
 @pytest.mark.parametrize("env", [None, *ENVIRONMENTS])
 def test_every_environment_matches_the_root_schema(env) -> None:
-    checked = validate_parameters(project_parameters(env))
+    params = project_parameters(env)
+    checked = validate_parameters(params)
     assert isinstance(checked, Parameters)
+    # Every group, each variant's included, is there and valid on its own.
+    fields = type(checked).model_fields
+    assert set(params) == set(fields) >= {"data_ingestion", "serving", "notebook"}
+    for group, field in fields.items():
+        assert isinstance(field.annotation.model_validate(params[group]), Params)
 
 
 @pytest.mark.parametrize("env", [None, *ENVIRONMENTS])
@@ -177,6 +197,101 @@ def test_the_notebook_overlay_is_what_makes_it_valid() -> None:
     ) in str(info.value)
 
 
+# ------------------------------------------------ one source for every value
+
+
+def params_models() -> set[type[Params]]:
+    """Every parameter model of the package: each ``params*.py`` module imported, the
+    subclasses of ``Params`` walked (the root schema with its variants included)."""
+    package = Path(cifar10_kedro.__file__).parent
+    for path in sorted(package.rglob("params*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        importlib.import_module(".".join(parts))
+    schema(variant_names())
+    found: set[type[Params]] = set()
+    todo = [Params]
+    while todo:
+        for model in todo.pop().__subclasses__():
+            if model not in found:
+                found.add(model)
+                todo.append(model)
+    return found
+
+
+def test_no_parameter_has_a_value_in_code() -> None:
+    """The models hold types, constraints and rules; every value is in conf/base."""
+    models = params_models()
+    assert {
+        DataIngestionParams,
+        ModelTrainingParams,
+        OptimizerParams,
+        ReportingParams,
+        InferenceParams,
+        ExportParams,
+        ServingParams,
+        VariantParams,
+        Parameters,
+    } <= models
+    with_a_default = [
+        f"{model.__module__}.{model.__qualname__}.{name}"
+        for model in models
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    ]
+    assert with_a_default == []
+
+
+def test_a_variant_holds_the_groups_the_compare_pipeline_runs_again() -> None:
+    assert tuple(VariantParams.model_fields) == GROUPS
+
+
+def test_no_node_holds_a_value_of_its_own(registered) -> None:
+    """Nodes take their values from the parameters: a keyword default is at most None,
+    for an input that may be absent (the callbacks that tracking adds)."""
+    defaults = {
+        f"{node.name}({name}={parameter.default!r})"
+        for pipeline in registered.values()
+        for node in pipeline.nodes
+        for name, parameter in inspect.signature(node.func).parameters.items()
+        if parameter.default not in (inspect.Parameter.empty, None)
+    }
+    assert defaults == set()
+
+
+def without(path: Path, key: str) -> None:
+    """Remove the line of ``key`` (which must be there once) from the YAML file."""
+    text, found = re.subn(rf"^ *{key}:.*\n", "", path.read_text(), flags=re.MULTILINE)
+    assert found == 1, key
+    path.write_text(text)
+
+
+def test_a_key_missing_from_conf_base_is_named(tmp_path) -> None:
+    project = make_project_copy(tmp_path)
+    conf = project / "conf" / "base"
+    without(conf / "parameters_reporting.yml", "calibration_bins")
+    without(conf / "parameters_model_training.yml", "dropout")
+    with pytest.raises(InvalidParametersError) as info:
+        validate_parameters(project_parameters(conf_source=project / "conf"))
+    lines = str(info.value).splitlines()
+    # The notebook variant is the default with changes: its groups miss them too.
+    assert lines[0].startswith("4 invalid parameter(s); fix them in conf/")
+    for key in (
+        "reporting.calibration_bins",
+        "notebook.reporting.calibration_bins",
+        "model_training.model.fast_cnn.dropout",
+        "notebook.model_training.model.fast_cnn.dropout",
+    ):
+        assert f"  - {key}: missing; this parameter is required" in lines, key
+    # Kedro's own validation of the typed groups names them too.
+    with pytest.raises(ParameterValidationError) as info:
+        session_params(project, None)
+    message = str(info.value)
+    assert "- Parameter 'reporting': Failed to instantiate " in message
+    assert "  - calibration_bins: missing; this parameter is required" in message
+    assert "- Parameter 'model_training.model': Failed to instantiate " in message
+    assert "  - fast_cnn.dropout: missing; this parameter is required" in message
+
+
 # ----------------------------------------------- the Literals and the registries
 
 
@@ -204,9 +319,7 @@ def test_losses_metrics_and_monitors_are_consistent() -> None:
 
 def test_a_group_lists_each_problem_by_its_key() -> None:
     with pytest.raises(InvalidParametersError) as info:
-        FitParams.model_validate(
-            {"batch_size": "64", "epochs": 0, "checkpoint": {"state_dir": "x"}, "z": 1}
-        )
+        base_params("model_training.fit", {"batch_size": "64", "epochs": 0, "z": 1})
     assert str(info.value).splitlines() == [
         "  - batch_size: Input should be a valid integer; got '64'",
         "  - epochs: Input should be greater than 0; got 0",
@@ -217,7 +330,7 @@ def test_a_group_lists_each_problem_by_its_key() -> None:
 
 
 def test_groups_are_frozen_and_ints_pass_as_floats() -> None:
-    optimizer = OptimizerParams.model_validate({"name": "sgd", "learning_rate": 1})
+    optimizer = base_params("model_training.compile.optimizer", {"learning_rate": 1})
     assert optimizer.learning_rate == 1.0
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         optimizer.learning_rate = 2.0  # type: ignore[misc]

@@ -18,9 +18,6 @@ from kedro.framework.cli.utils import CONTEXT_SETTINGS
 from cifar10_kedro.launch import launch
 from cifar10_kedro.tracking.compare import compare_runs
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-
 
 def is_loopback(host: str) -> bool:
     """True when ``host`` is reachable from this machine only."""
@@ -40,12 +37,13 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--host",
-    default=DEFAULT_HOST,
-    show_default=True,
-    help="Address to listen on. Anything but a loopback address needs an API token "
-    "(or --insecure).",
+    default=None,
+    help="Address to listen on, instead of serving.host. Anything but a loopback "
+    "address needs an API token (or --insecure).",
 )
-@click.option("--port", "-p", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--port", "-p", default=None, type=int, help="Port, instead of serving.port."
+)
 @click.option(
     "--env",
     "-e",
@@ -74,8 +72,8 @@ def cli() -> None:
 @click.pass_obj
 def serve(  # noqa: PLR0913
     metadata: object,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     env: str | None,
     model_version: str | None,
     insecure: bool,
@@ -85,7 +83,8 @@ def serve(  # noqa: PLR0913
 
     Unlike Kedro's `kedro server start`, which runs pipelines on request, this loads
     the model once and answers predictions. The model is the one the catalog of
-    --env loads: the newest trained_model, or --load-version.
+    --env loads: the newest trained_model, or --load-version. Where it listens and
+    what it accepts are the serving parameters of --env.
     """
     import uvicorn  # noqa: PLC0415 - imported when serving only
 
@@ -97,12 +96,15 @@ def serve(  # noqa: PLR0913
 
     project_path = Path(getattr(metadata, "project_path", None) or Path.cwd())
     _, serving = load_settings(project_path, env)
+    host = serving.host if host is None else host
+    port = serving.port if port is None else port
     token = os.environ.get(serving.token_env_var) or None
     if not is_loopback(host) and not token and not insecure:
         raise click.UsageError(
             f"Refusing to listen on {host}, which other machines can reach, without "
             f"an API token. Set {serving.token_env_var} (every request then needs "
-            f"'Authorization: Bearer <token>'), listen on {DEFAULT_HOST}, or pass "
+            f"'Authorization: Bearer <token>'), listen on a loopback address such as "
+            "127.0.0.1, or pass "
             "--insecure to serve without a token."
         )
     config = load_service_config(project_path, env, model_version)

@@ -2,8 +2,13 @@
 
 Nodes declare their ``params:`` inputs with the models built on ``Params``; Kedro 1.x
 instantiates and validates them before a run starts (``kedro.validation``), so a bad
-value fails before any node runs. A model's defaults are the only defaults: nodes never
-fall back to values of their own.
+value fails before any node runs.
+
+One source for every value: ``conf/base/parameters_*.yml`` holds every parameter (an
+option that is off is written out, e.g. ``lookahead: null``), other environments
+override single keys, and the models hold types, constraints and cross-field rules
+only. No field has a default, so a key missing from the configuration is an error that
+names it, and no code (node, command or benchmark) falls back to a value of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 UnitFloat = Annotated[float, Field(ge=0, le=1)]
 OpenUnitFloat = Annotated[float, Field(gt=0, lt=1)]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
 class InvalidParametersError(ValueError):

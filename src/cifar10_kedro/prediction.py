@@ -31,7 +31,7 @@ def check_model(model: keras.Model, class_names: list[str]) -> None:
 
 
 def predict_probabilities(
-    model: keras.Model, images: np.ndarray, batch_size: int = 1000
+    model: keras.Model, images: np.ndarray, batch_size: int
 ) -> np.ndarray:
     """Return the class probabilities (N, classes) float32 of uint8 ``images``, predicted
     ``batch_size`` at a time.

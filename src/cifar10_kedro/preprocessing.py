@@ -283,7 +283,7 @@ def prepare_many(
     *,
     resize: ResizePolicy,
     max_pixels: int,
-    workers: int | None = None,
+    workers: int | None,
 ) -> list[PreparedImage | ImageError | OSError]:
     """Read and prepare each image, on one thread per core (``workers``) for all but
     small files; return the results in order.

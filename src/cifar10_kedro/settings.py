@@ -49,19 +49,13 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 # Directory that holds configuration.
 # CONF_SOURCE = "conf"
 
-from omegaconf import OmegaConf  # noqa: E402
 from omegaconf.resolvers import oc  # noqa: E402
 
+from cifar10_kedro.variants import ProjectConfigLoader  # noqa: E402
 
-def _merge(*configs):
-    """``${merge:a,b}``: ``b`` merged over ``a`` key by key (a configuration variant)."""
-    return OmegaConf.merge(*configs)
-
-
-# Class that manages how configuration is loaded.
-# from kedro.config import OmegaConfigLoader
-
-# CONFIG_LOADER_CLASS = OmegaConfigLoader
+# Class that manages how configuration is loaded: Kedro's OmegaConfigLoader, whose
+# parameters also hold the compare pipeline's variants (conf/base/globals.yml).
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 
 # Keyword arguments to pass to the `CONFIG_LOADER_CLASS` constructor.
 CONFIG_LOADER_ARGS = {
@@ -70,9 +64,8 @@ CONFIG_LOADER_ARGS = {
     # Environments (smoke, notebook, local) override single parameters (and settings of
     # mlflow.yml), not whole groups.
     "merge_strategy": {"parameters": "soft", "globals": "soft", "mlflow": "soft"},
-    # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment;
-    # merge builds the compare pipeline's variants (conf/base/parameters_compare.yml).
-    "custom_resolvers": {"oc.env": oc.env, "merge": _merge},
+    # CIFAR10_RAW_PATH points the raw catalog entry at a local copy in every environment.
+    "custom_resolvers": {"oc.env": oc.env},
     # kedro-mlflow's configuration (conf/<env>/mlflow.yml), read by TrackingHook.
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }

@@ -22,7 +22,8 @@ from cifar10_kedro.pipelines.reporting.params import ReportingParams
 
 
 def main(params_json: str) -> None:
-    params = ModelTrainingParams.model_validate(json.loads(params_json))
+    groups = json.loads(params_json)
+    params = ModelTrainingParams.model_validate(groups["model_training"])
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10, dtype=np.uint8), 12)
     # Class-coloured noise: learnable in a few steps.
@@ -41,9 +42,7 @@ def main(params_json: str) -> None:
     probabilities = predict_test(
         trained,
         x[:20],
-        ReportingParams.model_validate(
-            {"batch_size": 10, "tta": {"flip": True, "translate": 1}}
-        ),
+        ReportingParams.model_validate(groups["reporting"]),
     )
     print(
         json.dumps(

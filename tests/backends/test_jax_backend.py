@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import project_parameters
-from tests.pipelines.model_training.helpers import merged
+from tests.conftest import base_params
 
 pytest.importorskip("jax")
 
 
 def default_params(tmp_path: Path) -> dict:
-    """The default recipe, every ingredient on, shrunk to a few steps."""
-    return merged(
-        project_parameters()["model_training"],
+    """The default recipe, every ingredient on, shrunk to a few steps, and the
+    reporting with test-time augmentation, as the script reads them."""
+    training = base_params(
+        "model_training",
         {
             "model": {"fast_cnn": {"widths": [8, 16, 16], "whitening_images": 100}},
             "compile": {"optimizer": {"learning_rate": 0.1}},
@@ -31,6 +31,13 @@ def default_params(tmp_path: Path) -> dict:
             },
         },
     )
+    reporting = base_params(
+        "reporting", {"batch_size": 10, "tta": {"flip": True, "translate": 1}}
+    )
+    return {
+        "model_training": training.model_dump(),
+        "reporting": reporting.model_dump(),
+    }
 
 
 @pytest.mark.slow

@@ -29,8 +29,7 @@ from mlflow.tracking import MlflowClient
 from cifar10_kedro.datasets import KerasModelDataset
 from cifar10_kedro.launch import free_port
 from cifar10_kedro.pipelines.reporting.nodes import evaluate_predictions, predict_test
-from cifar10_kedro.pipelines.reporting.params import ReportingParams
-from tests.conftest import project_parameters
+from tests.conftest import base_params
 from tests.distributed.helpers import (
     TRAIN_TINY,
     jax_environment,
@@ -171,7 +170,7 @@ def test_kedro_launch_runs_the_smoke_dag_and_process_0_alone_writes(
         name: pickle.loads((root / "05_model_input" / f"{name}.pkl").read_bytes())
         for name in ("x_test", "y_test")
     }
-    params = ReportingParams.model_validate(project_parameters("smoke")["reporting"])
+    params = base_params("reporting", env="smoke")
     metrics, _, _ = evaluate_predictions(
         predict_test(model, arrays["x_test"], params),
         arrays["y_test"],

@@ -102,7 +102,7 @@ def test_other_backends_are_refused_naming_the_parameter_and_the_backend():
 
 def test_one_device_by_default():
     distribution.reset()
-    assert configure(DistributionParams()) == distribution.current()
+    assert configure(DistributionParams(mode="none")) == distribution.current()
     assert distribution.is_writer()
     assert distribution.batch_shard() == BatchShard()
     with distribution.scope(), distribution.outside():

@@ -1,18 +1,20 @@
-"""The ``serving`` parameters (conf/base/parameters_serving.yml) of `kedro serve`."""
+"""Typed parameters of ``kedro serve`` (``params:serving``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-PositiveInt = Annotated[int, Field(gt=0)]
+from cifar10_kedro.params_base import NonEmptyStr, Params, PositiveInt
 
 
-class ServingParams(BaseModel):
-    # As params_schema's groups: no silent coercion, no unknown keys.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class ServingParams(Params):
+    """Where the HTTP service listens and what it accepts."""
 
+    # --host and --port override them for one start.
+    host: NonEmptyStr
+    port: Annotated[int, Field(ge=1, le=65535)]
     max_request_bytes: PositiveInt
     max_images: PositiveInt
     # Concurrent requests are predicted together, up to this many images at once.
@@ -20,4 +22,4 @@ class ServingParams(BaseModel):
     # Threads that decode uploaded images (null: one per core).
     decode_workers: PositiveInt | None
     # The environment variable holding the API token; unset or empty: no token.
-    token_env_var: Annotated[str, Field(min_length=1)]
+    token_env_var: NonEmptyStr

@@ -18,14 +18,15 @@ from cifar10_kedro.pipelines.data_ingestion.nodes import (
     validate_raw_data,
 )
 from cifar10_kedro.pipelines.data_ingestion.params import DataIngestionParams
-from tests.conftest import OFFICIAL_CLASS_NAMES
+from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 
 CLASS_NAMES = OFFICIAL_CLASS_NAMES
 
 
 def params(**values) -> DataIngestionParams:
-    """The node parameters, as Kedro instantiates them from the configuration."""
-    return DataIngestionParams.model_validate(values)
+    """conf/base's data_ingestion parameters with ``values``, validated as Kedro
+    validates them."""
+    return base_params("data_ingestion", values)
 
 
 # The raw fixture's 50 training images split 80/20 with every class on both sides.

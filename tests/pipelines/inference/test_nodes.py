@@ -21,23 +21,21 @@ from cifar10_kedro.pipelines.inference.nodes import (
 )
 from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.preprocessing import prepare_image
-from tests.conftest import OFFICIAL_CLASS_NAMES
+from cifar10_kedro.variants import merged
+from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 from tests.image_files import BROKEN, every_format
 
-PARAMS = {
+# conf/base's inference parameters, for a few small images.
+SMALL = {
     "input_path": "/data/photos",
-    "resize": "crop",
-    "on_error": "skip",
     "batch_size": 4,
-    "top_k": 3,
-    "max_pixels": 50_000_000,
     "workers": 2,
-    "contact_sheet": {"max_images": 6, "columns": 3, "low_confidence": 0.5},
+    "contact_sheet": {"max_images": 6, "columns": 3},
 }
 
 
 def params(**changes) -> InferenceParams:
-    return InferenceParams.model_validate({**PARAMS, **changes})
+    return base_params("inference", merged(SMALL, changes))
 
 
 @pytest.fixture(autouse=True)
@@ -194,8 +192,8 @@ def test_an_empty_batch_after_all_failures_still_gives_rows(model):
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match=r"resize"):
         params(resize="zoom")
-    with pytest.raises(ValueError, match=r"extra"):
-        InferenceParams.model_validate({**PARAMS, "resise": "crop"})
+    with pytest.raises(ValueError, match=r"resise: unknown parameter \(a typo\?\)"):
+        params(resise="crop")
     assert params(input_path=2024).input_path == "2024"
 
 

@@ -16,25 +16,16 @@ from cifar10_kedro.pipelines.model_training.nodes import (
     train_model,
 )
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
-from tests.conftest import project_parameters
+from cifar10_kedro.variants import merged
+from tests.conftest import base_params
 
-
-def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` with ``changes`` merged in key by key (nested dicts too)."""
-    result = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
+__all__ = ["compiled", "merged", "tiny_data", "tiny_params", "train", "weights_equal"]
 
 
 def tiny_params(
     tmp_path: Path, env: str | None = None, **changes: Any
 ) -> ModelTrainingParams:
     """The environment's model_training parameters, shrunk to train in seconds."""
-    params = project_parameters(env)["model_training"]
     small = {
         "model": {
             "precision": "float32",
@@ -48,7 +39,7 @@ def tiny_params(
             "checkpoint": {"state_dir": str(tmp_path / "checkpoints")},
         },
     }
-    return ModelTrainingParams.model_validate(merged(merged(params, small), changes))
+    return base_params("model_training", merged(small, changes), env)
 
 
 def tiny_data(seed: int = 0) -> tuple[np.ndarray, ...]:

@@ -28,10 +28,9 @@ from cifar10_kedro.pipelines.model_training.optimizers import (
 )
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
 from cifar10_kedro.pipelines.model_training.training_state import HISTORY_COLUMNS
-from tests.conftest import project_parameters
+from tests.conftest import base_params
 from tests.pipelines.model_training.helpers import (
     compiled,
-    merged,
     tiny_data,
     tiny_params,
     train,
@@ -49,9 +48,7 @@ def blank(n: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def notebook_params() -> ModelTrainingParams:
-    return ModelTrainingParams.model_validate(
-        project_parameters("notebook")["model_training"]
-    )
+    return base_params("model_training", env="notebook")
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +89,7 @@ def test_compare_pipelines_notebook_variant_is_the_same_configuration(
 ) -> None:
     """`--env notebook` and the compare pipeline's notebook variant train alike (the
     checkpoint folder aside, which is the environment's)."""
-    variant = ModelTrainingParams.model_validate(
-        project_parameters()["notebook"]["model_training"]
-    )
+    variant = base_params("notebook.model_training")
     assert variant.model == notebook_params.model
     assert variant.compile == notebook_params.compile
     assert variant.fit.model_copy(update={"checkpoint": None}) == (
@@ -165,7 +160,7 @@ def test_notebook_augmentation_only_in_training(notebook_model) -> None:
 
 @pytest.fixture(scope="module")
 def default_params() -> ModelTrainingParams:
-    return ModelTrainingParams.model_validate(project_parameters()["model_training"])
+    return base_params("model_training")
 
 
 @pytest.fixture(scope="module")
@@ -558,38 +553,26 @@ def test_batchnorm_bias_learns_faster_by_its_scale() -> None:
     np.testing.assert_allclose(moved_beta, decay + 64 * 0.1, rtol=1e-6)
 
 
-def test_params_defaults_switch_every_ingredient_off(tmp_path) -> None:
-    """A key left out falls back to plain Keras: the schema holds every default."""
-    base = project_parameters()["model_training"]
-    bare = merged(
-        {k: v for k, v in base.items() if k != "model"},
-        {"model": {"architecture": "fast_cnn"}},
+def test_neutral_values_switch_the_recipes_optimizer_off() -> None:
+    """With lookahead, the BatchNorm bias scale and the whitening bias off (conf/base's
+    values for them: null, 1.0, 0), compile_model builds Keras' own SGD."""
+    params = base_params(
+        "model_training",
+        {
+            "model": {"precision": "float32", "fast_cnn": {"widths": [8, 16]}},
+            "compile": {
+                "optimizer": {
+                    "lookahead": None,
+                    "batchnorm_bias_lr_scale": 1.0,
+                    "whitening_bias_epochs": 0,
+                }
+            },
+        },
     )
-    bare["compile"] = {
-        "optimizer": {"name": "sgd", "learning_rate": 0.1},
-        "loss": "categorical_crossentropy",
-    }
-    params = ModelTrainingParams.model_validate(bare)
-    fast = params.model.fast_cnn
-    assert (fast.stem, fast.activation, fast.init, fast.head_scale) == (
-        "conv",
-        "relu",
-        "default",
-        1.0,
-    )
-    assert params.compile.optimizer.lookahead is None
-    assert params.compile.optimizer.batchnorm_bias_lr_scale == 1.0
     x_train, y_train, *_ = tiny_data()
-    model = compiled(
-        params.model_copy(
-            update={"model": params.model.model_copy(update={"precision": "float32"})}
-        ),
-        x_train,
-        y_train,
-    )
+    model = compiled(params, x_train, y_train)
     assert type(model.optimizer) is keras.optimizers.SGD
     assert not isinstance(model.optimizer, RecipeSGD)
-    del tmp_path  # unused: nothing is trained
 
 
 def test_compile_model_accepts_every_optimizer(tmp_path) -> None:

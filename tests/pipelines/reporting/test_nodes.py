@@ -22,14 +22,17 @@ from cifar10_kedro.pipelines.reporting.nodes import (
     tta_views,
 )
 from cifar10_kedro.pipelines.reporting.params import ReportingParams, TTAParams
-from tests.conftest import OFFICIAL_CLASS_NAMES
+from cifar10_kedro.variants import merged
+from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 
 CLASS_NAMES = OFFICIAL_CLASS_NAMES
+NO_TTA = {"flip": False, "translate": 0}
 
 
 def params(**values) -> ReportingParams:
-    """The node parameters, as Kedro instantiates them from the configuration."""
-    return ReportingParams.model_validate(values)
+    """conf/base's reporting parameters with ``values``; test-time augmentation is off
+    unless ``values`` turn it on."""
+    return base_params("reporting", merged({"tta": NO_TTA}, values))
 
 
 @pytest.fixture(autouse=True)
@@ -78,17 +81,20 @@ def test_tta_views_flip_and_diagonal_shifts() -> None:
         (1, -1, False): 0.5,
         (1, 1, False): 0.5,
     }
-    assert tta_views(TTAParams(flip=True)) == {(0, 0, False): 1.0, (0, 0, True): 1.0}
-    assert tta_views(TTAParams()) == {(0, 0, False): 1.0}
+    assert tta_views(TTAParams(flip=True, translate=0)) == {
+        (0, 0, False): 1.0,
+        (0, 0, True): 1.0,
+    }
+    assert tta_views(TTAParams(**NO_TTA)) == {(0, 0, False): 1.0}
 
 
 @pytest.mark.parametrize(("translate", "shift"), [(0, 1), (1, 1), (3, 3)])
 def test_tta_candidates_shift_by_the_configured_translation(translate, shift) -> None:
     candidates = tta_candidates(TTAParams(flip=True, translate=translate))
     assert candidates == {
-        "none": TTAParams(),
-        "flip": TTAParams(flip=True),
-        f"shift {shift}px": TTAParams(translate=shift),
+        "none": TTAParams(flip=False, translate=0),
+        "flip": TTAParams(flip=True, translate=0),
+        f"shift {shift}px": TTAParams(flip=False, translate=shift),
         f"flip + shift {shift}px": TTAParams(flip=True, translate=shift),
     }
     views = [len(tta_views(tta)) for tta in candidates.values()]

@@ -1,5 +1,6 @@
-"""Train and report the notebook's configuration beside the default, and compare them."""
+"""Train and report each variant (conf/base/globals.yml) beside the default, and compare
+them."""
 
-from .pipeline import VARIANTS, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["VARIANTS", "create_pipeline"]
+__all__ = ["create_pipeline"]

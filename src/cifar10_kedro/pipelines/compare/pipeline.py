@@ -1,17 +1,15 @@
-"""The ``compare`` pipeline: every variant of conf/base/parameters_compare.yml trained and
-reported beside the default, on the same ingested arrays, and one comparison report."""
+"""The ``compare`` pipeline: every variant of conf/base/globals.yml (``variants``) trained
+and reported beside the default, on the same ingested arrays, and one comparison report."""
 
 import warnings
 
 from kedro.pipeline import Node, Pipeline
 
 from cifar10_kedro.pipelines import model_training, reporting
+from cifar10_kedro.variants import variant_names
 
 from .nodes import compare_variants
 
-# Each has its parameters under its name (conf/base/parameters_compare.yml) and its
-# datasets under "<name>." (the catalog's dataset factories).
-VARIANTS = ("notebook",)
 # What every variant reads rather than produces: the arrays, ingested once.
 SHARED = ["x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "class_names"]
 
@@ -21,17 +19,20 @@ def create_pipeline(**kwargs) -> Pipeline:
 
     The default configuration's own nodes (model_training and reporting, not
     namespaced) are added by the registry, so that the default's outputs are the
-    same datasets as a plain ``kedro run``'s.
+    same datasets as a plain ``kedro run``'s. Each variant's nodes read its parameters
+    under its name and write its datasets under ``<name>.`` (the catalog's dataset
+    factories); the names are those of conf/base (``variant_names``).
     """
+    names = variant_names()
     per_variant = model_training.create_pipeline() + reporting.create_pipeline()
     variants = [
-        Pipeline(per_variant, namespace=name, inputs=set(SHARED)) for name in VARIANTS
+        Pipeline(per_variant, namespace=name, inputs=set(SHARED)) for name in names
     ]
     inputs = {
         "default__metrics": "test_metrics",
         "default__history": "training_history",
     }
-    for name in VARIANTS:
+    for name in names:
         inputs |= {
             f"{name}__metrics": f"{name}.test_metrics",
             f"{name}__history": f"{name}.training_history",

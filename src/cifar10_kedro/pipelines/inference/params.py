@@ -1,28 +1,24 @@
-"""The ``inference`` parameters (conf/base/parameters_inference.yml), checked by Kedro
-before a run (node inputs typed with these models) and by the preflight hook."""
+"""Typed parameters of the ``inference`` pipeline (``params:inference``), also read by
+``kedro serve`` and the MLflow model."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
-UnitFloat = Annotated[float, Field(ge=0, le=1)]
-
-
-class _Strict(BaseModel):
-    # As params_schema's groups: no silent coercion, no unknown keys.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+from cifar10_kedro.params_base import Params, PositiveInt, UnitFloat
 
 
-class ContactSheetParams(_Strict):
+class ContactSheetParams(Params):
     max_images: PositiveInt
     columns: PositiveInt
     low_confidence: UnitFloat
 
 
-class InferenceParams(_Strict):
+class InferenceParams(Params):
+    """Which images are classified and how (``kedro run --pipeline inference``)."""
+
     # Read by the catalog entry inference_images; given per run with --params.
     input_path: str | None
     resize: Literal["crop", "pad", "stretch"]

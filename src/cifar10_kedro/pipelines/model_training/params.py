@@ -1,9 +1,10 @@
 """Typed parameters of the ``model_training`` pipeline (``params:model_training.*``).
 
 One group per node: ``model`` for ``build_model``, ``compile`` for ``compile_model``,
-``fit`` for ``train_model``; ``seed`` drives all of their randomness. A field's
-default is the plain Keras behaviour, so that every ingredient of the training recipe
-is off unless the configuration turns it on (``conf/base`` turns them on).
+``fit`` for ``train_model``; ``seed`` drives all of their randomness. Every value is
+in ``conf/base/parameters_model_training.yml`` (see ``params_base``); an ingredient of
+the training recipe is switched off there by its neutral value (``lookahead: null``,
+``head_scale: 1.0``, ...).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from cifar10_kedro.params_base import (
+    NonEmptyStr,
     NonNegativeFloat,
     NonNegativeInt,
     OpenUnitFloat,
@@ -41,10 +43,10 @@ Monitor = Literal["loss", "accuracy", "val_loss", "val_accuracy"]
 
 
 class BatchNormParams(Params):
-    momentum: OpenUnitFloat = 0.99
-    epsilon: PositiveFloat = 1e-3
+    momentum: OpenUnitFloat
+    epsilon: PositiveFloat
     # A learned per-channel scale (gamma); without it BN only centres and shifts.
-    scale: bool = True
+    scale: bool
 
 
 class FastCNNParams(Params):
@@ -53,17 +55,17 @@ class FastCNNParams(Params):
 
     # whitening: a fixed 2x2 conv whose filters whiten the training images' patches;
     # conv: a trained 3x3 conv of stem_width channels.
-    stem: Literal["conv", "whitening"] = "conv"
-    stem_width: PositiveInt = 24
-    whitening_images: PositiveInt = 5000
-    widths: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 128, 256]
-    activation: Literal["relu", "gelu"] = "relu"
+    stem: Literal["conv", "whitening"]
+    stem_width: PositiveInt
+    whitening_images: PositiveInt
+    widths: Annotated[list[PositiveInt], Field(min_length=1)]
+    activation: Literal["relu", "gelu"]
     # dirac: each conv starts as the identity on its first input-many filters.
-    init: Literal["default", "dirac"] = "default"
-    batchnorm: BatchNormParams = BatchNormParams()
+    init: Literal["default", "dirac"]
+    batchnorm: BatchNormParams
     # Logits are multiplied by this before the softmax.
-    head_scale: PositiveFloat = 1.0
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    head_scale: PositiveFloat
+    dropout: Annotated[float, Field(ge=0, lt=1)]
 
 
 class NotebookCNNParams(Params):
@@ -72,13 +74,13 @@ class NotebookCNNParams(Params):
 
 class AugmentationLayersParams(Params):
     """Random Keras preprocessing layers inside the model, active only in training
-    (the notebook's ``ImageDataGenerator``); all off by default."""
+    (the notebook's ``ImageDataGenerator``); 0 degrees and 0 shifts switch them off."""
 
-    rotation_degrees: Annotated[float, Field(ge=0, le=180)] = 0.0
-    width_shift: UnitFloat = 0.0
-    height_shift: UnitFloat = 0.0
-    fill_mode: Literal["reflect", "wrap", "constant", "nearest"] = "nearest"
-    interpolation: Literal["nearest", "bilinear"] = "bilinear"
+    rotation_degrees: Annotated[float, Field(ge=0, le=180)]
+    width_shift: UnitFloat
+    height_shift: UnitFloat
+    fill_mode: Literal["reflect", "wrap", "constant", "nearest"]
+    interpolation: Literal["nearest", "bilinear"]
 
 
 class ModelParams(Params):
@@ -86,50 +88,50 @@ class ModelParams(Params):
 
     architecture: Architecture
     # auto: mixed bfloat16 on a GPU (any backend) and on CPUs with native bfloat16.
-    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
-    fast_cnn: FastCNNParams = FastCNNParams()
-    notebook_cnn: NotebookCNNParams = NotebookCNNParams()
-    augmentation_layers: AugmentationLayersParams = AugmentationLayersParams()
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+    fast_cnn: FastCNNParams
+    notebook_cnn: NotebookCNNParams
+    augmentation_layers: AugmentationLayersParams
 
 
 # ---------------------------------------------------------------- compile_model
 
 
 class SGDOptions(Params):
-    momentum: UnitFloat = 0.0
-    nesterov: bool = False
+    momentum: UnitFloat
+    nesterov: bool
 
 
 class AdamOptions(Params):
-    beta_1: UnitFloat = 0.9
-    beta_2: UnitFloat = 0.999
-    epsilon: PositiveFloat = 1e-7
-    amsgrad: bool = False
+    beta_1: UnitFloat
+    beta_2: UnitFloat
+    epsilon: PositiveFloat
+    amsgrad: bool
 
 
 class LookaheadParams(Params):
     """Every ``every`` steps the weights are averaged into a slow copy and reset to it:
     slow = d * slow + (1 - d) * weights, with d = decay * (step / total) ** power."""
 
-    every: PositiveInt = 5
-    decay: OpenUnitFloat = 0.95**5
-    power: NonNegativeFloat = 3.0
+    every: PositiveInt
+    decay: OpenUnitFloat
+    power: NonNegativeFloat
 
 
 class OptimizerParams(Params):
     name: OptimizerName
     learning_rate: PositiveFloat
     # Decoupled weight decay, per step and scaled by the learning rate (Keras' rule).
-    weight_decay: NonNegativeFloat | None = None
-    sgd: SGDOptions = SGDOptions()
-    adam: AdamOptions = AdamOptions()
-    adamw: AdamOptions = AdamOptions()
+    weight_decay: NonNegativeFloat | None
+    sgd: SGDOptions
+    adam: AdamOptions
+    adamw: AdamOptions
     # Gradients of BatchNorm biases are multiplied by this: with SGD, a learning rate
     # that many times higher for them, their weight decay unchanged.
-    batchnorm_bias_lr_scale: PositiveFloat = 1.0
+    batchnorm_bias_lr_scale: PositiveFloat
     # The whitening stem's bias trains this many epochs, then stays (0: never trains).
-    whitening_bias_epochs: NonNegativeFloat = 0.0
-    lookahead: LookaheadParams | None = None
+    whitening_bias_epochs: NonNegativeFloat
+    lookahead: LookaheadParams | None
 
     @model_validator(mode="after")
     def _scale_needs_sgd(self) -> OptimizerParams:
@@ -146,21 +148,21 @@ class LRScheduleParams(Params):
     # constant; warmup_cosine or warmup_linear: a linear warm-up from
     # initial_fraction of the rate over warmup_epochs, then a cosine or linear decay
     # to final_fraction of it at the last step.
-    name: Literal["constant", "warmup_cosine", "warmup_linear"] = "constant"
-    warmup_epochs: NonNegativeFloat = 0.0
-    initial_fraction: UnitFloat = 0.0
-    final_fraction: UnitFloat = 0.0
+    name: Literal["constant", "warmup_cosine", "warmup_linear"]
+    warmup_epochs: NonNegativeFloat
+    initial_fraction: UnitFloat
+    final_fraction: UnitFloat
 
 
 class CompileParams(Params):
     """What ``compile_model`` sets up (``params:model_training.compile``)."""
 
     optimizer: OptimizerParams
-    lr_schedule: LRScheduleParams = LRScheduleParams()
+    lr_schedule: LRScheduleParams
     loss: LossName
     # Only the categorical loss (one-hot labels) can smooth labels.
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    metrics: Annotated[list[Metric], Field(min_length=1)] = ["accuracy"]
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)]
+    metrics: Annotated[list[Metric], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _fits_the_loss(self) -> CompileParams:
@@ -190,24 +192,24 @@ class BatchAugmentationParams(Params):
 
     # random: each image mirrored with probability 1/2; alternating: half of the
     # images mirrored in even epochs and the other half in odd epochs.
-    flip: Literal["none", "random", "alternating"] = "none"
+    flip: Literal["none", "random", "alternating"]
     # Random translation by up to this many pixels, borders reflected.
-    translate: NonNegativeInt = 0
+    translate: NonNegativeInt
 
 
 class EarlyStoppingParams(Params):
-    monitor: Monitor = "val_accuracy"
+    monitor: Monitor
     # Epochs without improvement before training stops; None never stops early.
-    patience: PositiveInt | None = None
+    patience: PositiveInt | None
 
 
 class CheckpointParams(Params):
     # The epoch whose model is returned: the best on `monitor` (losses fall, the rest
     # rise).
-    monitor: Monitor = "val_accuracy"
+    monitor: Monitor
     # Where training keeps, after every epoch, the best model so far and what an
     # interrupted run needs to resume: one folder per training configuration.
-    state_dir: Annotated[str, Field(min_length=1)]
+    state_dir: NonEmptyStr
 
 
 class DistributionParams(Params):
@@ -224,7 +226,7 @@ class DistributionParams(Params):
     # none: the backend's default device. data_parallel: every device this process
     # sees (the GPUs of one machine). multi_process: every device of every process
     # of the job, one process a host or a GPU; process 0 writes the outputs.
-    mode: Literal["none", "data_parallel", "multi_process"] = "none"
+    mode: Literal["none", "data_parallel", "multi_process"]
 
 
 class FitParams(Params):
@@ -233,17 +235,17 @@ class FitParams(Params):
     batch_size: PositiveInt
     epochs: PositiveInt
     # Drop each epoch's last, smaller batch (the images left out change every epoch).
-    drop_remainder: bool = False
-    augmentation: BatchAugmentationParams = BatchAugmentationParams()
-    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    drop_remainder: bool
+    augmentation: BatchAugmentationParams
+    early_stopping: EarlyStoppingParams
     checkpoint: CheckpointParams
     # Running the same command after an interruption continues from the last
     # completed epoch; false always starts at epoch 1.
-    resume: bool = True
+    resume: bool
     # Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent.
-    verbose: Literal["auto", 0, 1, 2] = "auto"
+    verbose: Literal["auto", 0, 1, 2]
     # One device or data-parallel over several (see DistributionParams).
-    distribution: DistributionParams = DistributionParams()
+    distribution: DistributionParams
 
 
 class ModelTrainingParams(Params):

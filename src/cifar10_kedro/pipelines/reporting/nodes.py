@@ -60,9 +60,9 @@ def tta_candidates(tta: TTAParams) -> dict[str, TTAParams]:
     """Return the test-time augmentations compared on the validation split."""
     shift = max(tta.translate, 1)
     return {
-        "none": TTAParams(),
-        "flip": TTAParams(flip=True),
-        f"shift {shift}px": TTAParams(translate=shift),
+        "none": TTAParams(flip=False, translate=0),
+        "flip": TTAParams(flip=True, translate=0),
+        f"shift {shift}px": TTAParams(flip=False, translate=shift),
         f"flip + shift {shift}px": TTAParams(flip=True, translate=shift),
     }
 

@@ -10,16 +10,16 @@ class TTAParams(Params):
     the image (weight 1), its four diagonal shifts by ``translate`` pixels (borders
     reflected, weight 1/2 each; 0 for none) and, with ``flip``, the mirror of each."""
 
-    flip: bool = False
-    translate: NonNegativeInt = 0
+    flip: bool
+    translate: NonNegativeInt
 
 
 class ReportingParams(Params):
     """How the trained model is evaluated and reported."""
 
-    batch_size: PositiveInt = 1000
-    tta: TTAParams = TTAParams()
+    batch_size: PositiveInt
+    tta: TTAParams
     # How many of the most confident test mistakes to show.
-    mistakes_to_show: PositiveInt = 20
+    mistakes_to_show: PositiveInt
     # Confidence bins of the reliability diagram and the expected calibration error.
-    calibration_bins: PositiveInt = 15
+    calibration_bins: PositiveInt
