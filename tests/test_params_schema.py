@@ -53,7 +53,7 @@ from cifar10_kedro.pipelines.model_training.params import (
     OptimizerParams,
 )
 from cifar10_kedro.pipelines.model_training.training_state import HISTORY_COLUMNS
-from cifar10_kedro.pipelines.reporting.params import ReportingParams
+from cifar10_kedro.pipelines.reporting.params import ReportingParams, TTASelectionParams
 from cifar10_kedro.serving.params import ServingParams
 from cifar10_kedro.variants import GROUPS, variant_names
 from tests.conftest import PROJECT_ROOT, base_params, project_parameters
@@ -77,6 +77,7 @@ TYPED_GROUPS = {
     "notebook.reporting": ReportingParams,
     "inference": InferenceParams,
     "export": ExportParams,
+    "tta_selection": TTASelectionParams,
 }
 
 
@@ -437,7 +438,7 @@ CASES = {
         {"model_trainng": {"seed": 1}},
         "model_trainng",
         "unknown parameter (a typo?); expected one of "
-        "['data_ingestion', 'export', 'inference', 'model_training', 'notebook', 'reporting', 'serving']",
+        "['data_ingestion', 'export', 'inference', 'model_training', 'notebook', 'reporting', 'serving', 'tta_selection']",
     ),
     "missing-key": (
         {f"{COMPILE}.loss": ...},

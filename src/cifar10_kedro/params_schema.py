@@ -21,7 +21,10 @@ from cifar10_kedro.pipelines.data_ingestion.params import DataIngestionParams
 from cifar10_kedro.pipelines.export.params import ExportParams
 from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
-from cifar10_kedro.pipelines.reporting.params import ReportingParams
+from cifar10_kedro.pipelines.reporting.params import (
+    ReportingParams,
+    TTASelectionParams,
+)
 from cifar10_kedro.serving.params import ServingParams
 from cifar10_kedro.variants import variant_names
 
@@ -40,6 +43,7 @@ class Parameters(Params):
     data_ingestion: DataIngestionParams
     model_training: ModelTrainingParams
     reporting: ReportingParams
+    tta_selection: TTASelectionParams
     # Using the trained model: the inference and export pipelines, `kedro serve`.
     inference: InferenceParams
     export: ExportParams

@@ -85,8 +85,10 @@ def test_the_final_test_metrics_are_logged(tracked):
     for name, scores in report["per_class"].items():
         assert metrics[f"test_f1_{name}"] == pytest.approx(scores["f1-score"])
     validation = _json(latest(tracked["data"], "08_reporting/validation_metrics.json"))
-    assert metrics["validation_tta_accuracy"] == pytest.approx(
-        validation["tta"]["accuracy"]
+    assert metrics["validation_accuracy"] == pytest.approx(validation["accuracy"])
+    scaled = report["temperature_scaled"]
+    assert metrics["test_temperature_scaled_ece"] == pytest.approx(
+        scaled["expected_calibration_error"]
     )
 
 
@@ -113,6 +115,7 @@ def test_every_report_is_an_artifact_and_the_plots_decode(tracked, tmp_path):
             "dataset_summary.json",
             "test_metrics.json",
             "validation_metrics.json",
+            "temperature_scaling.json",
             "training_history.csv",
         )
     }

@@ -13,12 +13,14 @@ from cifar10_kedro.pipelines.reporting.nodes import (
     calibration,
     evaluate_predictions,
     evaluate_validation,
+    fit_temperature,
     plot_confident_mistakes,
     plot_confusion_matrix,
     plot_reliability_diagram,
     plot_training_curves,
     predict_test,
-    tta_candidates,
+    predict_validation,
+    scale_temperature,
     tta_views,
 )
 from cifar10_kedro.pipelines.reporting.params import ReportingParams, TTAParams
@@ -27,6 +29,8 @@ from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 
 CLASS_NAMES = OFFICIAL_CLASS_NAMES
 NO_TTA = {"flip": False, "translate": 0}
+# What fit_temperature returns when the probabilities need no scaling.
+UNSCALED = {"temperature": 1.0}
 
 
 def params(**values) -> ReportingParams:
@@ -86,19 +90,6 @@ def test_tta_views_flip_and_diagonal_shifts() -> None:
         (0, 0, True): 1.0,
     }
     assert tta_views(TTAParams(**NO_TTA)) == {(0, 0, False): 1.0}
-
-
-@pytest.mark.parametrize(("translate", "shift"), [(0, 1), (1, 1), (3, 3)])
-def test_tta_candidates_shift_by_the_configured_translation(translate, shift) -> None:
-    candidates = tta_candidates(TTAParams(flip=True, translate=translate))
-    assert candidates == {
-        "none": TTAParams(flip=False, translate=0),
-        "flip": TTAParams(flip=True, translate=0),
-        f"shift {shift}px": TTAParams(flip=False, translate=shift),
-        f"flip + shift {shift}px": TTAParams(flip=True, translate=shift),
-    }
-    views = [len(tta_views(tta)) for tta in candidates.values()]
-    assert views == [1, 2, 5, 10]
 
 
 # --------------------------------------------------------------------- predict_test
@@ -200,7 +191,11 @@ BINS = params().calibration_bins
 def test_evaluate_predictions_metrics(hand_made) -> None:
     y_test, plain = hand_made["y_test"], hand_made["probabilities"]["plain"]
     metrics, report, predictions = evaluate_predictions(
-        hand_made["probabilities"], y_test, CLASS_NAMES, params(tta={"flip": True})
+        hand_made["probabilities"],
+        y_test,
+        CLASS_NAMES,
+        UNSCALED,
+        params(tta={"flip": True}),
     )
 
     assert metrics["num_test_images"] == 20
@@ -254,6 +249,7 @@ def test_evaluate_predictions_counts_the_configured_views(hand_made) -> None:
         hand_made["probabilities"],
         hand_made["y_test"],
         CLASS_NAMES,
+        UNSCALED,
         params(tta={"flip": True, "translate": 2}),
     )
     assert metrics["tta"]["views"] == 10
@@ -262,7 +258,7 @@ def test_evaluate_predictions_counts_the_configured_views(hand_made) -> None:
 def test_evaluate_predictions_table(hand_made) -> None:
     y_test = hand_made["y_test"]
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], y_test, CLASS_NAMES, params()
+        hand_made["probabilities"], y_test, CLASS_NAMES, UNSCALED, params()
     )
 
     assert isinstance(predictions, pd.DataFrame)
@@ -284,7 +280,7 @@ def test_evaluate_predictions_table(hand_made) -> None:
 def test_evaluate_predictions_without_tta(hand_made) -> None:
     plain_only = {"plain": hand_made["probabilities"]["plain"]}
     metrics, _, _ = evaluate_predictions(
-        plain_only, hand_made["y_test"], CLASS_NAMES, params()
+        plain_only, hand_made["y_test"], CLASS_NAMES, UNSCALED, params()
     )
     assert "tta" not in metrics
     assert metrics["accuracy"] == pytest.approx(0.75)
@@ -295,7 +291,7 @@ def test_evaluate_predictions_on_real_model(tiny_model, x_test) -> None:
     chosen = params(batch_size=12, tta={"flip": True})
     probabilities = predict_test(tiny_model, x_test, chosen)
     metrics, _, predictions = evaluate_predictions(
-        probabilities, y_test, CLASS_NAMES, chosen
+        probabilities, y_test, CLASS_NAMES, UNSCALED, chosen
     )
     expected = np.mean(probabilities["plain"].argmax(axis=1) == y_test)
     assert metrics["accuracy"] == pytest.approx(expected)
@@ -345,140 +341,98 @@ def test_one_bin_is_the_gap_between_mean_confidence_and_accuracy() -> None:
     assert result["expected_calibration_error"] == pytest.approx(abs(0.75 - 0.65))
 
 
-# ------------------------------------------------------------ evaluate_validation
+# ----------------------------------------------- validation and temperature scaling
 
 
-class MarkedImagesModel:
-    """A stand-in model that reads its prediction off the top-right pixel: channel 0
-    is the class + 1 (0: no idea, a uniform guess), channel 1 the confidence in %.
-
-    Each view of an image shows a different pixel there (the image: (0, 31); its
-    mirror: (0, 0); its diagonal shifts by one pixel: (1, 30); their mirrors: (1, 1)),
-    so that an image can say what each view predicts.
-    """
-
-    def predict_on_batch(self, batch):
-        batch = np.asarray(batch)
-        label = batch[:, 0, -1, 0].astype(int) - 1
-        confidence = batch[:, 0, -1, 1] / 100
-        probabilities = np.full((len(batch), 10), 0.1)
-        for row, (c, p) in enumerate(zip(label, confidence, strict=True)):
-            if c >= 0:
-                probabilities[row] = (1 - p) / 9
-                probabilities[row, c] = p
-        return probabilities
-
-
-def marked_images(labels: np.ndarray, views: dict) -> np.ndarray:
-    """Images whose ``views`` ({pixel: (label offset, confidence %)}) predict
-    ``(label + offset) % 10`` with that confidence."""
-    x = np.zeros((len(labels), 32, 32, 3), dtype=np.uint8)
-    for (row, column), (offset, percent) in views.items():
-        x[:, row, column, 0] = (labels + offset) % 10 + 1
-        x[:, row, column, 1] = percent
-    return x
-
-
-@pytest.fixture
-def shifts_only_help() -> tuple[np.ndarray, np.ndarray]:
-    """Validation images that only the shifted views get right: the image and its
-    mirror are wrong at 0.6, the shifts right at 0.9 and their mirrors wrong at 0.99."""
-    y = np.arange(20) % 10
-    x = marked_images(
-        y, {(0, 31): (1, 60), (0, 0): (1, 60), (1, 30): (0, 90), (1, 1): (2, 99)}
-    )
-    return x, y
-
-
-def test_the_marked_views_predict_what_they_say(shifts_only_help) -> None:
-    x, y = shifts_only_help
-    model = MarkedImagesModel()
-    assert (model.predict_on_batch(x).argmax(axis=1) == (y + 1) % 10).all()
-    assert (model.predict_on_batch(x[:, :, ::-1]).argmax(axis=1) == (y + 1) % 10).all()
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    shifted = padded[:, 0:32, 2:34]  # moved one pixel down and left
-    assert (model.predict_on_batch(shifted).argmax(axis=1) == y).all()
-    assert (
-        model.predict_on_batch(shifted[:, :, ::-1]).argmax(axis=1) == (y + 2) % 10
-    ).all()
-
-
-def test_evaluate_validation_compares_every_candidate(shifts_only_help) -> None:
-    x_val, y_val = shifts_only_help
-    chosen = params(batch_size=7, tta={"flip": True, "translate": 1})
-    metrics = evaluate_validation(MarkedImagesModel(), x_val, y_val, chosen)
-
-    assert metrics["num_validation_images"] == 20
-    options = metrics["tta_options"]
-    assert list(options) == ["none", "flip", "shift 1px", "flip + shift 1px"]
-    assert {name: o["accuracy"] for name, o in options.items()} == {
-        "none": 0.0,
-        "flip": 0.0,
-        "shift 1px": 1.0,
-        "flip + shift 1px": 0.0,  # the mirrored shifts outweigh the shifts
-    }
-    assert [o["views"] for o in options.values()] == [1, 2, 5, 10]
-    for option in options.values():
-        assert set(option) == {
-            "accuracy",
-            "log_loss",
-            "expected_calibration_error",
-            "views",
-        }
-    # The best option is the most accurate one.
-    assert metrics["best_tta_option"] == "shift 1px"
-    # Wrong at 0.6 everywhere: the log loss of the 0.044 left on the right class.
-    assert options["none"]["log_loss"] == pytest.approx(-np.log(0.4 / 9))
-    assert options["none"]["expected_calibration_error"] == pytest.approx(0.6)
-    # The plain numbers are the 'none' candidate's; the configured TTA's are those
-    # of the candidate with the same views.
-    plain = {k: metrics[k] for k in ("accuracy", "log_loss")}
-    plain["expected_calibration_error"] = metrics["expected_calibration_error"]
-    assert plain == {k: v for k, v in options["none"].items() if k != "views"}
-    assert metrics["tta"] == options["flip + shift 1px"]
-
-
-def test_the_best_option_is_the_argmax_whatever_it_is() -> None:
-    # The image right at 0.6, its mirror wrong at 0.9; the shifts tell nothing.
-    y = np.arange(10)
-    x = marked_images(y, {(0, 31): (0, 60), (0, 0): (3, 90)})
-    metrics = evaluate_validation(MarkedImagesModel(), x, y, params(tta={"flip": True}))
-    accuracies = {n: o["accuracy"] for n, o in metrics["tta_options"].items()}
-    assert accuracies == {
-        "none": 1.0,
-        "flip": 0.0,
-        "shift 1px": 1.0,
-        "flip + shift 1px": 0.0,
-    }
-    # Ties go to the first, the cheaper option.
-    assert metrics["best_tta_option"] == "none"
-    assert metrics["tta"] == metrics["tta_options"]["flip"]
-    assert metrics["accuracy"] == 1.0
-
-
-def test_evaluate_validation_agrees_with_the_test_evaluation(tiny_model) -> None:
+def test_evaluate_validation_gives_the_plain_scores_of_the_test_evaluation(
+    tiny_model,
+) -> None:
     x_val = np.random.default_rng(3).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     y_val = np.arange(16) % 10
     chosen = params(batch_size=8, tta={"flip": False, "translate": 2})
-    metrics = evaluate_validation(tiny_model, x_val, y_val, chosen)
-    expected, _, _ = evaluate_predictions(
-        predict_test(tiny_model, x_val, chosen), y_val, CLASS_NAMES, chosen
+    probabilities = predict_validation(tiny_model, x_val, chosen)
+    np.testing.assert_allclose(
+        probabilities, softmax_of(tiny_model, x_val), rtol=1e-5, atol=1e-7
     )
+    metrics = evaluate_validation(probabilities, y_val, chosen)
+    expected, _, _ = evaluate_predictions(
+        predict_test(tiny_model, x_val, chosen), y_val, CLASS_NAMES, UNSCALED, chosen
+    )
+    assert metrics["num_validation_images"] == 16
     for key in ("accuracy", "log_loss", "expected_calibration_error"):
         assert metrics[key] == pytest.approx(expected[key], rel=1e-5), key
-        assert metrics["tta"][key] == pytest.approx(expected["tta"][key], rel=1e-5)
-    assert metrics["tta"]["views"] == expected["tta"]["views"] == 5
-    assert list(metrics["tta_options"]) == [
-        "none",
-        "flip",
-        "shift 2px",
-        "flip + shift 2px",
-    ]
-    assert metrics["tta"] == pytest.approx(metrics["tta_options"]["shift 2px"])
-    best = max(
-        metrics["tta_options"], key=lambda n: metrics["tta_options"][n]["accuracy"]
+    assert "tta" not in metrics  # chosen once, by the tta_selection pipeline
+
+
+def miscalibrated(temperature: float, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(logits), and the probabilities of the logits scaled
+    by ``temperature``: what a model over- (above 1) or under-confident (below 1)
+    by that factor predicts."""
+    rng = np.random.default_rng(7)
+    logits = rng.normal(0, 2, (n, 10))
+    truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(10, p=p) for p in truth])
+    scaled = np.exp(logits * temperature)
+    return scaled / scaled.sum(axis=1, keepdims=True), labels
+
+
+@pytest.mark.parametrize("factor", [3.0, 0.4])
+def test_fit_temperature_undoes_a_known_miscalibration(factor) -> None:
+    probabilities, labels = miscalibrated(factor)
+    fitted = fit_temperature(probabilities, labels, params())
+    assert fitted["temperature"] == pytest.approx(factor, rel=0.1)
+    assert fitted["fitted_on"] == "validation"
+    assert fitted["num_images"] == labels.size
+    before, after = fitted["before"], fitted["after"]
+    assert after["accuracy"] == before["accuracy"]  # the order of the logits stays
+    assert after["log_loss"] < before["log_loss"]
+    assert (
+        after["expected_calibration_error"]
+        < 0.03
+        < before["expected_calibration_error"]
     )
-    assert metrics["best_tta_option"] == best
+
+
+def test_fit_temperature_stays_in_its_range() -> None:
+    probabilities, labels = miscalibrated(3.0)
+    narrow = params(temperature={"min": 0.5, "max": 2.0})
+    assert fit_temperature(probabilities, labels, narrow)["temperature"] == (
+        pytest.approx(2.0, rel=1e-3)
+    )
+
+
+def test_a_temperature_range_must_be_a_range() -> None:
+    with pytest.raises(ValueError, match="expected min below max"):
+        params(temperature={"min": 2.0, "max": 2.0})
+
+
+def test_scale_temperature_keeps_the_order_and_sums_to_one() -> None:
+    probabilities, _ = miscalibrated(2.0, n=50)
+    np.testing.assert_allclose(scale_temperature(probabilities, 1.0), probabilities)
+    scaled = scale_temperature(probabilities, 2.0)
+    np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
+    assert (scaled.argmax(axis=1) == probabilities.argmax(axis=1)).all()
+    assert (scaled.max(axis=1) < probabilities.max(axis=1)).all()  # less confident
+    # Exact zeros (a saturated softmax) stay finite.
+    assert np.isfinite(scale_temperature(np.eye(10)[:3], 0.5)).all()
+
+
+def test_the_test_metrics_apply_the_validation_temperature(hand_made) -> None:
+    plain = hand_made["probabilities"]["plain"]
+    metrics, _, _ = evaluate_predictions(
+        hand_made["probabilities"],
+        hand_made["y_test"],
+        CLASS_NAMES,
+        {"temperature": 2.0},
+        params(),
+    )
+    scaled = metrics["temperature_scaled"]
+    assert scaled["temperature"] == 2.0
+    assert scaled["accuracy"] == metrics["accuracy"]
+    expected = calibration(scale_temperature(plain, 2.0), hand_made["y_test"], BINS)
+    assert scaled["expected_calibration_error"] == pytest.approx(
+        expected["expected_calibration_error"]
+    )
 
 
 # -------------------------------------------------------------------------- plots
@@ -571,16 +525,20 @@ def test_a_diverging_loss_is_drawn_on_a_log_scale(history) -> None:
 def test_plot_reliability_diagram(hand_made) -> None:
     y_test = hand_made["y_test"]
     probabilities = hand_made["probabilities"]
-    fig = plot_reliability_diagram(probabilities, y_test, params(calibration_bins=5))
+    fig = plot_reliability_diagram(
+        probabilities, y_test, {"temperature": 2.0}, params(calibration_bins=5)
+    )
 
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     plain_ece = calibration(probabilities["plain"], y_test, 5)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    scaled = calibration(scale_temperature(probabilities["plain"], 2.0), y_test, 5)
     assert legend == [
         "perfect calibration",
         f"plain (ECE {plain_ece['expected_calibration_error']:.3f})",
         "tta (ECE 0.400)",
+        f"plain, temperature 2.00 (ECE {scaled['expected_calibration_error']:.3f})",
     ]
     lines = {line.get_label(): line for line in ax.get_lines()}
     # One point per non-empty bin, at its mean confidence and accuracy.
@@ -596,16 +554,17 @@ def test_plot_reliability_diagram(hand_made) -> None:
 
 def test_plot_reliability_diagram_without_tta(hand_made) -> None:
     plain = {"plain": hand_made["probabilities"]["plain"]}
-    fig = plot_reliability_diagram(plain, hand_made["y_test"], params())
+    fig = plot_reliability_diagram(plain, hand_made["y_test"], UNSCALED, params())
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert len(legend) == 2
+    assert len(legend) == 3
     assert legend[1].startswith("plain (ECE ")
+    assert legend[2].startswith("plain, temperature 1.00 (ECE ")
     assert f"{BINS} bins" in fig.axes[0].get_title()
 
 
 def test_plot_confusion_matrix(hand_made) -> None:
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, params()
+        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, UNSCALED, params()
     )
     fig = plot_confusion_matrix(predictions, CLASS_NAMES)
 
@@ -630,7 +589,7 @@ def test_plot_confusion_matrix(hand_made) -> None:
 
 def test_plot_confident_mistakes(hand_made) -> None:
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, params()
+        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, UNSCALED, params()
     )
     x_test = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     fig = plot_confident_mistakes(
@@ -653,7 +612,7 @@ def test_plot_confident_mistakes(hand_made) -> None:
 
 def test_plot_confident_mistakes_more_than_a_row(hand_made) -> None:
     _, _, predictions = evaluate_predictions(
-        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, params()
+        hand_made["probabilities"], hand_made["y_test"], CLASS_NAMES, UNSCALED, params()
     )
     x_test = np.zeros((20, 32, 32, 3), dtype=np.uint8)
     fig = plot_confident_mistakes(
@@ -666,7 +625,11 @@ def test_plot_confident_mistakes_more_than_a_row(hand_made) -> None:
 def test_plot_confident_mistakes_without_mistakes(hand_made) -> None:
     y_test = hand_made["y_test"]
     _, _, predictions = evaluate_predictions(
-        {"plain": hand_made["probabilities"]["tta"]}, y_test, CLASS_NAMES, params()
+        {"plain": hand_made["probabilities"]["tta"]},
+        y_test,
+        CLASS_NAMES,
+        UNSCALED,
+        params(),
     )
     x_test = np.zeros((20, 32, 32, 3), dtype=np.uint8)
     fig = plot_confident_mistakes(

@@ -13,6 +13,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
 from sklearn.metrics import (
     classification_report,
     confusion_matrix,
@@ -21,7 +23,7 @@ from sklearn.metrics import (
 
 from cifar10_kedro.prediction import predict_probabilities
 
-from .params import ReportingParams, TTAParams
+from .params import ReportingParams, TemperatureParams, TTAParams
 
 # A test-time view of an image: (dy, dx, mirrored).
 View = tuple[int, int, bool]
@@ -54,19 +56,6 @@ def tta_views(tta: TTAParams) -> dict[View, float]:
     return views
 
 
-# The test-time augmentations compared on the validation split; each shifts by the
-# configured translation (at least one pixel).
-def tta_candidates(tta: TTAParams) -> dict[str, TTAParams]:
-    """Return the test-time augmentations compared on the validation split."""
-    shift = max(tta.translate, 1)
-    return {
-        "none": TTAParams(flip=False, translate=0),
-        "flip": TTAParams(flip=True, translate=0),
-        f"shift {shift}px": TTAParams(flip=False, translate=shift),
-        f"flip + shift {shift}px": TTAParams(flip=True, translate=shift),
-    }
-
-
 def predict_views(
     model: keras.Model, images: np.ndarray, views: list[View], batch_size: int
 ) -> dict[View, np.ndarray]:
@@ -79,7 +68,7 @@ def predict_views(
     return result
 
 
-def _combine(predictions: dict[View, np.ndarray], tta: TTAParams) -> np.ndarray:
+def combine_views(predictions: dict[View, np.ndarray], tta: TTAParams) -> np.ndarray:
     """Return the weighted mean of the predictions over ``tta``'s views."""
     weights = tta_views(tta)
     total = sum(w * predictions[view] for view, w in weights.items())
@@ -96,11 +85,11 @@ def predict_test(
     views = predict_views(model, x_test, list(tta_views(params.tta)), params.batch_size)
     probabilities = {"plain": views[(0, 0, False)]}
     if len(views) > 1:
-        probabilities["tta"] = _combine(views, params.tta)
+        probabilities["tta"] = combine_views(views, params.tta)
     return probabilities
 
 
-def _scores(
+def scores(
     probabilities: np.ndarray, y_true: np.ndarray, bins: int
 ) -> dict[str, float]:
     """Return accuracy, log loss (plain cross-entropy, no label smoothing) and the
@@ -152,13 +141,15 @@ def evaluate_predictions(
     probabilities: dict[str, np.ndarray],
     y_test: np.ndarray,
     class_names: list[str],
+    temperature_scaling: dict[str, Any],
     params: ReportingParams,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Return (metrics, classification report table, per-image predictions table).
 
     The metrics' ``log_loss`` is the plain cross-entropy of the predicted
     probabilities; the training history's ``loss`` is the training objective, label
-    smoothing included, so the two are not comparable.
+    smoothing included, so the two are not comparable. ``temperature_scaled`` holds
+    the plain predictions' scores with the validation split's temperature applied.
     """
     plain = probabilities["plain"]
     y_pred = plain.argmax(axis=1)
@@ -173,7 +164,7 @@ def evaluate_predictions(
     bins = params.calibration_bins
     metrics: dict[str, Any] = {
         "num_test_images": int(y_test.size),
-        **_scores(plain, y_test, bins),
+        **scores(plain, y_test, bins),
         "per_class": {
             cls: {k: float(report[cls][k]) for k in ("precision", "recall", "f1-score")}
             for cls in class_names
@@ -185,9 +176,14 @@ def evaluate_predictions(
     }
     if "tta" in probabilities:
         metrics["tta"] = {
-            **_scores(probabilities["tta"], y_test, bins),
+            **scores(probabilities["tta"], y_test, bins),
             "views": len(tta_views(params.tta)),
         }
+    temperature = temperature_scaling["temperature"]
+    metrics["temperature_scaled"] = {
+        **scores(scale_temperature(plain, temperature), y_test, bins),
+        "temperature": temperature,
+    }
     report_table = (
         pd.DataFrame(report)
         .drop(columns="accuracy")
@@ -208,33 +204,61 @@ def evaluate_predictions(
     return metrics, report_table, predictions
 
 
+def predict_validation(
+    model: keras.Model, x_val: np.ndarray, params: ReportingParams
+) -> np.ndarray:
+    """Return the validation split's class probabilities (plain, no augmentation)."""
+    return predict_probabilities(model, x_val, params.batch_size)
+
+
 def evaluate_validation(
-    model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, params: ReportingParams
+    probabilities: np.ndarray, y_val: np.ndarray, params: ReportingParams
 ) -> dict[str, Any]:
-    """Return validation metrics, plain and with the configured test-time
-    augmentation, and every candidate augmentation's (``tta_candidates``), so that
-    the augmentation used on the test set is visibly chosen on validation."""
-    candidates = tta_candidates(params.tta)
-    needed = {v for tta in [params.tta, *candidates.values()] for v in tta_views(tta)}
-    views = predict_views(model, x_val, sorted(needed), params.batch_size)
-    bins = params.calibration_bins
-    options = {
-        name: {
-            **_scores(_combine(views, tta), y_val, bins),
-            "views": len(tta_views(tta)),
-        }
-        for name, tta in candidates.items()
-    }
-    best = max(options, key=lambda name: options[name]["accuracy"])
+    """Return the plain validation scores: accuracy, log loss and calibration error
+    (the test-time augmentation is chosen on validation by the ``tta_selection``
+    pipeline, once, not in every run)."""
     return {
         "num_validation_images": int(y_val.size),
-        **_scores(views[(0, 0, False)], y_val, bins),
-        "tta": {
-            **_scores(_combine(views, params.tta), y_val, bins),
-            "views": len(tta_views(params.tta)),
-        },
-        "tta_options": options,
-        "best_tta_option": best,
+        **scores(probabilities, y_val, params.calibration_bins),
+    }
+
+
+def scale_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Return ``probabilities`` with their logits divided by ``temperature``
+    (softmax(log p / T): the logits up to a constant per image, which softmax drops)."""
+    logits = np.log(np.clip(probabilities, np.finfo(np.float32).tiny, None))
+    return softmax(logits / temperature, axis=1)
+
+
+def fit_temperature(
+    probabilities: np.ndarray, y_val: np.ndarray, params: ReportingParams
+) -> dict[str, Any]:
+    """Return the temperature that minimises the validation log loss (temperature
+    scaling, Guo et al. 2017), searched in ``params.temperature``, with the validation
+    scores before and after. Accuracy is unchanged: dividing the logits keeps their
+    order."""
+    bounds: TemperatureParams = params.temperature
+    logits = np.log(np.clip(probabilities, np.finfo(np.float32).tiny, None))
+    labels = y_val.astype(int)
+
+    def nll(log_t: float) -> float:
+        scaled = log_softmax(logits / np.exp(log_t), axis=1)
+        return float(-scaled[np.arange(labels.size), labels].mean())
+
+    found = minimize_scalar(
+        nll,
+        bounds=(np.log(bounds.min), np.log(bounds.max)),
+        method="bounded",
+        options={"xatol": 1e-4},
+    )
+    temperature = float(np.exp(found.x))
+    bins = params.calibration_bins
+    return {
+        "temperature": temperature,
+        "fitted_on": "validation",
+        "num_images": int(labels.size),
+        "before": scores(probabilities, labels, bins),
+        "after": scores(scale_temperature(probabilities, temperature), labels, bins),
     }
 
 
@@ -296,13 +320,20 @@ def plot_training_curves(history: pd.DataFrame) -> tuple[Figure, Figure]:
 
 
 def plot_reliability_diagram(
-    probabilities: dict[str, np.ndarray], y_test: np.ndarray, params: ReportingParams
+    probabilities: dict[str, np.ndarray],
+    y_test: np.ndarray,
+    temperature_scaling: dict[str, Any],
+    params: ReportingParams,
 ) -> Figure:
-    """Return the reliability diagram of the test predictions (plain, and TTA when
-    on): accuracy against confidence per bin, with the expected calibration error."""
+    """Return the reliability diagram of the test predictions (plain, TTA when on, and
+    plain with the validation split's temperature): accuracy against confidence per
+    bin, with the expected calibration error."""
     fig, ax = plt.subplots(figsize=(6.5, 6), layout="constrained")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
-    for name, probs in probabilities.items():
+    temperature = temperature_scaling["temperature"]
+    scaled = scale_temperature(probabilities["plain"], temperature)
+    shown = {**probabilities, f"plain, temperature {temperature:.2f}": scaled}
+    for name, probs in shown.items():
         table = calibration(probs, y_test, params.calibration_bins)
         bins = [b for b in table["bins"] if b["count"]]
         ax.plot(
@@ -399,11 +430,11 @@ def plot_confident_mistakes(
     return fig
 
 
-def _figures(prefix: str, scores: dict[str, Any]) -> dict[str, float]:
+def _figures(prefix: str, figures: dict[str, Any]) -> dict[str, float]:
     found = {
-        f"{prefix}_accuracy": scores.get("accuracy"),
-        f"{prefix}_log_loss": scores.get("log_loss"),
-        f"{prefix}_ece": scores.get("expected_calibration_error"),
+        f"{prefix}_accuracy": figures.get("accuracy"),
+        f"{prefix}_log_loss": figures.get("log_loss"),
+        f"{prefix}_ece": figures.get("expected_calibration_error"),
     }
     return {k: float(v) for k, v in found.items() if v is not None}
 
@@ -413,19 +444,24 @@ def run_scores(
 ) -> dict[str, float]:
     """Return the run's final figures by name, for the experiment tracker: on the
     test set plain (``test_accuracy``, ``test_log_loss``, ``test_ece``), with
-    test-time augmentation (``test_tta_*``), the macro and per-class F1
-    (``test_macro_f1``, ``test_f1_<class>``), and the same plain and TTA figures on
-    the validation split (``validation_*``). Figures that are not finite are left
+    test-time augmentation (``test_tta_*``) and temperature scaling
+    (``test_temperature_scaled_*``), the macro and per-class F1 (``test_macro_f1``,
+    ``test_f1_<class>``), and the plain figures on the validation split
+    (``validation_*``). Figures that are not finite are left
     out."""
     values = _figures("test", test_metrics)
     if "tta" in test_metrics:
         values |= _figures("test_tta", test_metrics["tta"])
+    if "temperature_scaled" in test_metrics:
+        values |= _figures(
+            "test_temperature_scaled", test_metrics["temperature_scaled"]
+        )
     if "macro_avg" in test_metrics:
         values["test_macro_f1"] = float(test_metrics["macro_avg"]["f1-score"])
-    for name, scores in test_metrics.get("per_class", {}).items():
+    for name, per_class in test_metrics.get("per_class", {}).items():
         # An MLflow metric name: letters, digits and _ - . / only.
-        values[re.sub(r"[^\w\-./]", "_", f"test_f1_{name}")] = float(scores["f1-score"])
+        values[re.sub(r"[^\w\-./]", "_", f"test_f1_{name}")] = float(
+            per_class["f1-score"]
+        )
     values |= _figures("validation", validation_metrics)
-    if "tta" in validation_metrics:
-        values |= _figures("validation_tta", validation_metrics["tta"])
     return {name: value for name, value in values.items() if math.isfinite(value)}

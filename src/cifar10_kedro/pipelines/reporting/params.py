@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cifar10_kedro.params_base import NonNegativeInt, Params, PositiveInt
+from pydantic import Field, model_validator
+
+from cifar10_kedro.params_base import NonNegativeInt, Params, PositiveFloat, PositiveInt
 
 
 class TTAParams(Params):
@@ -14,6 +16,22 @@ class TTAParams(Params):
     translate: NonNegativeInt
 
 
+class TemperatureParams(Params):
+    """Temperature scaling: the probabilities' logits are divided by the temperature
+    that minimises the log loss on the validation split, searched in [min, max]."""
+
+    min: PositiveFloat
+    max: PositiveFloat
+
+    @model_validator(mode="after")
+    def _a_range(self) -> TemperatureParams:
+        if self.min >= self.max:
+            raise ValueError(
+                f"min is {self.min} and max {self.max}; expected min below max"
+            )
+        return self
+
+
 class ReportingParams(Params):
     """How the trained model is evaluated and reported."""
 
@@ -23,3 +41,11 @@ class ReportingParams(Params):
     mistakes_to_show: PositiveInt
     # Confidence bins of the reliability diagram and the expected calibration error.
     calibration_bins: PositiveInt
+    temperature: TemperatureParams
+
+
+class TTASelectionParams(Params):
+    """The test-time augmentations that ``kedro run --pipeline tta_selection`` scores
+    on the validation split, by name."""
+
+    candidates: dict[str, TTAParams] = Field(min_length=1)

@@ -5,11 +5,13 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import (
     evaluate_predictions,
     evaluate_validation,
+    fit_temperature,
     plot_confident_mistakes,
     plot_confusion_matrix,
     plot_reliability_diagram,
     plot_training_curves,
     predict_test,
+    predict_validation,
     run_scores,
 )
 
@@ -25,11 +27,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="predict_test",
             ),
             Node(
+                predict_validation,
+                inputs=["trained_model", "x_val", "params:reporting"],
+                outputs="validation_probabilities",
+                name="predict_validation",
+            ),
+            Node(
+                fit_temperature,
+                inputs=["validation_probabilities", "y_val", "params:reporting"],
+                outputs="temperature_scaling",
+                name="fit_temperature",
+            ),
+            Node(
                 evaluate_predictions,
                 inputs=[
                     "test_probabilities",
                     "y_test",
                     "class_names",
+                    "temperature_scaling",
                     "params:reporting",
                 ],
                 outputs=["test_metrics", "classification_report", "test_predictions"],
@@ -37,7 +52,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 evaluate_validation,
-                inputs=["trained_model", "x_val", "y_val", "params:reporting"],
+                inputs=["validation_probabilities", "y_val", "params:reporting"],
                 outputs="validation_metrics",
                 name="evaluate_validation",
             ),
@@ -55,7 +70,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 plot_reliability_diagram,
-                inputs=["test_probabilities", "y_test", "params:reporting"],
+                inputs=[
+                    "test_probabilities",
+                    "y_test",
+                    "temperature_scaling",
+                    "params:reporting",
+                ],
                 outputs="reliability_plot",
                 name="plot_reliability_diagram",
             ),
