@@ -103,6 +103,7 @@ def test_registry_lists_the_three_pipelines_and_default(tmp_path):
         # Run on demand only, not part of __default__.
         "inference",
         "export",
+        "tta_selection",
     } <= set(pipelines)
     default = {n.name for n in pipelines["__default__"].nodes}
     parts = set().union(
@@ -207,6 +208,39 @@ def test_reporting_runs_alone_from_saved_artifacts(smoke_run):
     new = {k for k in after if k not in before}
     assert len(new) == len(REPORT_FILES)
     assert all(k.split("/")[1] in {Path(f).name for f in REPORT_FILES} for k in new)
+
+
+@pytest.mark.slow
+def test_tta_selection_scores_each_candidate_on_validation(smoke_run):
+    """`kedro run --pipeline tta_selection`: the choice of reporting.tta, made once on
+    the validation split and kept as a version of its own."""
+    project = smoke_run.parents[1]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        mp.setenv("CIFAR10_RAW_PATH", str(project / "no-such-archive.tar.gz"))
+        run_session(project, "smoke", pipeline_names=["tta_selection"])
+    chosen = json.loads(
+        latest(smoke_run, "08_reporting/tta_selection.json").read_text()
+    )
+    assert chosen["num_validation_images"] == 120
+    assert list(chosen["candidates"]) == [
+        "none",
+        "flip",
+        "shift 1px",
+        "flip + shift 1px",
+        "shift 2px",
+        "flip + shift 2px",
+    ]
+    best = chosen["candidates"][chosen["best"]]
+    assert best["accuracy"] == max(c["accuracy"] for c in chosen["candidates"].values())
+    assert chosen["configured"] == "flip + shift 1px"  # conf/base's reporting.tta
+    # The plain candidate is the plain validation score reporting wrote.
+    validation = json.loads(
+        latest(smoke_run, "08_reporting/validation_metrics.json").read_text()
+    )
+    assert chosen["candidates"]["none"]["accuracy"] == pytest.approx(
+        validation["accuracy"]
+    )
 
 
 @pytest.mark.slow
