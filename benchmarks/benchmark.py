@@ -22,8 +22,11 @@ Every figure has one definition, here:
 * ``inference_img_s``: test images per second of ``model.predict`` (the reporting
   batch size), the trained model as saved;
 * ``best_val_accuracy``: the validation accuracy of the epoch whose model is returned
-  (the history's ``best`` row); ``val_accuracy_tta`` and ``test_accuracy(_tta)`` come
-  from the run's validation and test metrics.
+  (the history's ``best`` row); ``val_accuracy_tta`` is the configured test-time
+  augmentation's validation accuracy (the ``tta_selection`` pipeline, run after
+  ``reporting``), ``test_accuracy(_tta)``, ``test_ece`` and
+  ``test_ece_temperature_scaled`` (the plain predictions with the temperature fitted on
+  validation) come from the run's test metrics.
 
 Each run prints its figures and writes them, with the machine and the command, to a
 JSON file (``--output``; by default under ``benchmarks/results/``).
@@ -231,7 +234,9 @@ def run_config(
             config, x_train, y_train
         )
         figures["input_img_s"] = input_rate(config, x_train, y_train)
-    pipelines = ["model_training", "reporting"] if report else ["model_training"]
+    pipelines = ["model_training"]
+    if report:
+        pipelines += ["reporting", "tta_selection"]
     start = time.perf_counter()
     with session(env, params) as s:
         s.run(pipeline_names=pipelines)
@@ -246,13 +251,13 @@ def run_config(
         "best_val_accuracy": float(best["val_accuracy"].iloc[0]),
     }
     if report:
-        model, x_test, metrics, validation, reporting = load(
+        model, x_test, metrics, selection, reporting = load(
             env,
             params,
             "trained_model",
             "x_test",
             "test_metrics",
-            "validation_metrics",
+            "tta_selection",
             "params:reporting",
         )
         if not isinstance(reporting, ReportingParams):  # the raw dict, unvalidated
@@ -263,9 +268,16 @@ def run_config(
         model.predict(x_test, batch_size=size, verbose=0)
         figures |= {
             "inference_img_s": len(x_test) / (time.perf_counter() - start),
-            "val_accuracy_tta": validation.get("tta", {}).get("accuracy"),
+            "val_accuracy_tta": selection["candidates"]
+            .get(selection["configured"], {})
+            .get("accuracy"),
             "test_accuracy": metrics["accuracy"],
             "test_accuracy_tta": metrics.get("tta", {}).get("accuracy"),
+            "test_ece": metrics["expected_calibration_error"],
+            "test_ece_temperature_scaled": metrics["temperature_scaled"][
+                "expected_calibration_error"
+            ],
+            "temperature": metrics["temperature_scaled"]["temperature"],
         }
     figures["peak_rss_gib"] = peak_rss_gib()
     return figures
