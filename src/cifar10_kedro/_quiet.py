@@ -18,6 +18,11 @@ KNOWN_WARNINGS = (
     # omegaconf 2.4 deprecated register_new_resolver(), which Kedro's OmegaConfigLoader
     # calls several times a session: nothing this project can change.
     (r"register_new_resolver\(\) is deprecated", r"kedro\.config\.omegaconf_config"),
+    # The same, from kedro-mlflow's hook, which registers its own resolver once.
+    (
+        r"register_new_resolver\(\) is deprecated",
+        r"kedro_mlflow\.framework\.hooks\.mlflow_hook",
+    ),
 )
 
 

@@ -290,7 +290,7 @@ def test_mistakes_outside_the_typed_groups_are_reported_by_the_hook(baseline):
             "got -1",
             "  - reportng: unknown parameter (a typo?); expected one of "
             "['data_ingestion', 'export', 'inference', 'model_training', 'notebook', "
-            "'reporting', 'serving']",
+            "'reporting', 'serving', 'tta_selection']",
         ],
         where=PREFLIGHT_PARAMETERS,
         runtime_params={

@@ -95,7 +95,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 run_scores,
                 inputs=["test_metrics", "validation_metrics"],
                 outputs="run_scores",
-                name="run_scores",
+                name="collect_scores",
             ),
         ],
         tags=["reporting"],
