@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, benchmark_script
 from tests.pipelines.test_pipelines import make_project_copy
+from tests.processes import environment, run
 
 FIGURES = [
     "train_img_s",
@@ -33,7 +33,7 @@ FIGURES = [
 def run_benchmark(project: Path, archive: Path, *args: str) -> tuple[str, dict]:
     """Run the benchmark in ``project``; return what it printed and wrote."""
     output = project / "result.json"
-    completed = subprocess.run(
+    completed = run(
         [
             sys.executable,
             str(PROJECT_ROOT / "benchmarks" / "benchmark.py"),
@@ -44,11 +44,8 @@ def run_benchmark(project: Path, archive: Path, *args: str) -> tuple[str, dict]:
             str(output),
         ],
         cwd=project,
-        env={**os.environ, "CIFAR10_RAW_PATH": str(archive)},
-        capture_output=True,
-        text=True,
+        env=environment(CIFAR10_RAW_PATH=str(archive)),
         timeout=900,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     written = json.loads(output.read_text())

@@ -8,12 +8,12 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT, benchmark_script
+from tests.processes import Completed, run
 
 TABLES = benchmark_script("tables")
 DOCS = PROJECT_ROOT / "docs"
@@ -89,18 +89,15 @@ def test_writing_the_tables_fills_markers_and_changes_nothing_else(tmp_path) -> 
         TABLES.write_docs(tmp_path)
 
 
-def _build(config, site) -> subprocess.CompletedProcess:
+def _build(config, site) -> Completed:
     if importlib.util.find_spec("mkdocs") is None:
         pytest.fail(
             "mkdocs is not installed: pip install -e '.[docs]' (scripts/test.sh does)"
         )
-    return subprocess.run(
+    return run(
         [sys.executable, "-m", "mkdocs", "build", "--strict"]
         + ["--config-file", str(config), "--site-dir", str(site)],
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from cifar10_kedro import _quiet
 from tests.datasets.test_cifar10_dataset import write_tar_gz
 from tests.pipelines.test_pipelines import make_project_copy
 from tests.pipelines.test_reliability import tree_members
+from tests.processes import environment, free_port, kedro
 
 RESOLVER_WARNING = (
     "register_new_resolver() is deprecated and will be removed in a future release."
@@ -78,13 +76,6 @@ def test_known_warnings_are_hidden_only_where_they_come_from(
     ]
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on: connections to it are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_first_screen_of_kedro_run_is_quiet(tmp_path: Path) -> None:
     project = make_project_copy(tmp_path / "project")
@@ -97,9 +88,9 @@ def test_first_screen_of_kedro_run_is_quiet(tmp_path: Path) -> None:
         "DO_NOT_TRACK",
         "KEDRO_DISABLE_TELEMETRY",
     }
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    proxy = f"http://127.0.0.1:{closed_port()}"
-    env.update(
+    proxy = f"http://127.0.0.1:{free_port()}"  # closed: refused at once
+    env = environment(
+        **dict.fromkeys(unset),
         CIFAR10_RAW_PATH=str(raw),
         COLUMNS="300",  # rich wraps at 80 columns off a terminal
         # Telemetry is on, as for a new user, but nothing leaves the machine: every
@@ -110,17 +101,17 @@ def test_first_screen_of_kedro_run_is_quiet(tmp_path: Path) -> None:
         no_proxy="",
         XDG_CONFIG_HOME=str(tmp_path / "config"),
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
-        + ["--pipeline", "data_ingestion"],
-        cwd=project,
+    result = kedro(
+        project,
+        "run",
+        "--env",
+        "smoke",
+        "--pipeline",
+        "data_ingestion",
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
-    output = result.stdout + result.stderr
+    output = result.output
 
     assert result.returncode == 0, output
     shown = {what: token for what, token in NOISE.items() if token in output}

@@ -4,7 +4,6 @@ on) and ``gpu`` (JAX with CUDA), as pyproject.toml declares them."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -12,6 +11,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import PROJECT_ROOT
+from tests.processes import run
 
 try:
     import tomllib
@@ -47,13 +47,10 @@ def test_the_gpu_extra_resolves_against_the_installed_jax(tmp_path):
     from the package index without installing): JAX's CUDA plugin of the installed
     JAX's version, and the CUDA libraries."""
     report = tmp_path / "report.json"
-    completed = subprocess.run(
+    completed = run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet"]
         + ["--report", str(report), f"{PROJECT_ROOT}[gpu]"],
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     added = {

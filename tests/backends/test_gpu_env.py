@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.pipelines.test_pipelines import latest, make_project_copy
+from tests.processes import environment, kedro
 
 pytest.importorskip("jax")
 
@@ -25,15 +24,14 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
     (blocker / "__init__.py").write_text(
         "raise ImportError('TensorFlow is not installed on this machine')\n"
     )
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": os.pathsep.join(
+    env = environment(
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join(
             [str(blocker.parent), os.environ.get("PYTHONPATH", "")]
         ),
-        "CIFAR10_RAW_PATH": str(shared_jpeg_archive),
-    }
+        CIFAR10_RAW_PATH=str(shared_jpeg_archive),
+    )
     params = ",".join(
         [
             "data_ingestion.train_per_class=20",
@@ -43,16 +41,10 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
             "model_training.fit.batch_size=50",
         ]
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "gpu", "--params", params],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    completed = kedro(
+        project, "run", "--env", "gpu", "--params", params, env=env, timeout=900
     )
-    log = completed.stdout + completed.stderr
+    log = completed.output
     assert completed.returncode == 0, log[-4000:]
     root = project / "data" / "gpu"
     metrics = json.loads(latest(root, "08_reporting/test_metrics.json").read_text())

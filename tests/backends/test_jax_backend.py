@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import base_params
+from tests.processes import environment, run
 
 pytest.importorskip("jax")
 
@@ -42,15 +41,12 @@ def default_params(tmp_path: Path) -> dict:
 
 @pytest.mark.slow
 def test_default_model_trains_a_few_steps_under_jax(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = environment(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     script = Path(__file__).with_name("jax_train_steps.py")
-    completed = subprocess.run(
+    completed = run(
         [sys.executable, str(script), json.dumps(default_params(tmp_path))],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -4,43 +4,34 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from tests.conftest import PROJECT_ROOT
+from tests.processes import environment, kedro_args, start
 
 TRAIN_TINY = Path(__file__).with_name("train_tiny.py")
 
 
-def jax_environment(**extra: str) -> dict[str, str]:
+def jax_environment(**extra: str | None) -> dict[str, str]:
     """The environment of a subprocess that trains under JAX on the CPU, importing
-    this checkout (its tests too)."""
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": os.pathsep.join(
-            [
-                str(PROJECT_ROOT / "src"),
-                str(PROJECT_ROOT),
-                os.environ.get("PYTHONPATH", ""),
-            ]
-        ),
-        **extra,
-    }
-    for name in (
+    this checkout (its tests too); ``extra`` on top (None removes a variable)."""
+    # A job's variables only where ``extra`` sets them.
+    job = (
         "KERAS_DISTRIBUTION_JOB_ADDRESSES",
         "KERAS_DISTRIBUTION_NUM_PROCESSES",
         "KERAS_DISTRIBUTION_PROCESS_ID",
         "XLA_FLAGS",
-    ):
-        if name not in extra:
-            env.pop(name, None)
-    return env
+    )
+    pythonpath = [str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]
+    changes = dict.fromkeys(job) | {
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join([*pythonpath, os.environ.get("PYTHONPATH", "")]),
+    }
+    return environment(**(changes | extra))
 
 
 def result(out: Path, tag: str) -> tuple[dict, list[np.ndarray]]:
@@ -50,21 +41,6 @@ def result(out: Path, tag: str) -> tuple[dict, list[np.ndarray]]:
         return summary, [weights[f"arr_{i}"] for i in range(len(weights.files))]
 
 
-def stop(processes: list[subprocess.Popen]) -> None:
-    """Kill, by pid, whatever of ``processes`` still runs."""
-    for process in processes:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def kedro_launch(project: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
     """Start ``kedro launch ARGS`` in ``project``; its output is read line by line."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "kedro", "launch", *args],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start(kedro_args("launch", *args), cwd=project, env=env)

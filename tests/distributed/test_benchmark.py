@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT
 from tests.distributed.helpers import jax_environment
+from tests.processes import run
 
 pytest.importorskip("jax")
 
@@ -19,7 +19,7 @@ pytest.importorskip("jax")
 @pytest.mark.slow
 def test_distributed_benchmark_measures_one_and_two_processes_and_devices(tmp_path):
     output = tmp_path / "distributed.json"
-    completed = subprocess.run(
+    completed = run(
         [
             sys.executable,
             str(PROJECT_ROOT / "benchmarks" / "distributed.py"),
@@ -32,10 +32,7 @@ def test_distributed_benchmark_measures_one_and_two_processes_and_devices(tmp_pa
         ],
         cwd=tmp_path,
         env=jax_environment(),
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr
     written = json.loads(output.read_text())

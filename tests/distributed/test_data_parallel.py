@@ -8,13 +8,13 @@ label smoothing, flips and translation) for 3 epochs of 4 steps.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from tests.distributed.helpers import TRAIN_TINY, jax_environment, result
+from tests.processes import run
 
 pytest.importorskip("jax")
 
@@ -26,15 +26,12 @@ WEIGHT_TOLERANCE = 1e-5
 
 @pytest.mark.slow
 def test_two_devices_train_as_one_device_does(tmp_path):
-    completed = subprocess.run(
+    completed = run(
         [sys.executable, str(TRAIN_TINY), str(tmp_path), "none", "data_parallel"],
         env=jax_environment(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
-    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
+    assert completed.returncode == 0, completed.output[-4000:]
     one, one_weights = result(tmp_path, "none-0")
     two, two_weights = result(tmp_path, "data_parallel-0")
     assert one["variable_devices"] == 1

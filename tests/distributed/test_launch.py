@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import sys
 
 import pytest
@@ -19,12 +17,13 @@ from cifar10_kedro.launch import (
     process_index_from_environment,
     with_multi_process,
 )
+from tests.processes import environment, kedro, run
 
 
 def _launcher(*scripts: str) -> tuple[Launcher, io.StringIO]:
     out = io.StringIO()
     commands = [[sys.executable, "-c", script] for script in scripts]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = environment(PYTHONUNBUFFERED="1")
     return Launcher(commands, [env] * len(scripts), grace=5, out=out), out
 
 
@@ -115,14 +114,7 @@ def test_kedro_lists_the_command(tmp_path):
     from tests.pipelines.test_pipelines import make_project_copy  # noqa: PLC0415
 
     project = make_project_copy(tmp_path / "project")
-    completed = subprocess.run(
-        [sys.executable, "-m", "kedro", "launch", "--help"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = kedro(project, "launch", "--help", timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "data-parallel processes on this machine" in completed.stdout
 
@@ -139,7 +131,7 @@ def test_the_process_id_comes_from_the_launcher_srun_or_mpirun():
 
 @pytest.mark.parametrize(("process", "tracked"), [("0", True), ("1", False)])
 def test_processes_after_the_first_register_no_tracking_hook(process, tracked):
-    completed = subprocess.run(
+    completed = run(
         [
             sys.executable,
             "-c",
@@ -147,12 +139,10 @@ def test_processes_after_the_first_register_no_tracking_hook(process, tracked):
             "print([type(hook).__name__ for hook in settings.HOOKS], "
             "settings.DISABLE_HOOKS_FOR_PLUGINS)",
         ],
-        env={**os.environ, "KERAS_DISTRIBUTION_PROCESS_ID": process},
-        capture_output=True,
-        text=True,
+        env=environment(KERAS_DISTRIBUTION_PROCESS_ID=process),
         timeout=120,
-        check=True,
     )
+    completed.check_returncode()
     # kedro-mlflow's own hook is never auto-registered: TrackingHook replaces it.
     assert "kedro-mlflow" in completed.stdout
     assert ("TrackingHook" in completed.stdout) is tracked

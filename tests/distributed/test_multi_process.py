@@ -27,16 +27,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cifar10_kedro.datasets import KerasModelDataset
-from cifar10_kedro.launch import free_port
 from cifar10_kedro.pipelines.reporting.nodes import evaluate_predictions, predict_test
 from tests.conftest import base_params
-from tests.distributed.helpers import (
-    TRAIN_TINY,
-    jax_environment,
-    kedro_launch,
-    result,
-    stop,
-)
+from tests.distributed.helpers import TRAIN_TINY, jax_environment, kedro_launch, result
 from tests.pipelines.model_training.helpers import tiny_data
 from tests.pipelines.test_pipelines import (
     PLAIN_FILES,
@@ -45,6 +38,7 @@ from tests.pipelines.test_pipelines import (
     make_project_copy,
     versions,
 )
+from tests.processes import free_port, start, stop
 
 pytest.importorskip("jax")
 
@@ -53,23 +47,21 @@ pytest.importorskip("jax")
 def test_two_processes_train_to_identical_weights(tmp_path):
     coordinator = f"127.0.0.1:{free_port()}"
     processes = [
-        subprocess.Popen(
+        start(
             [sys.executable, str(TRAIN_TINY), str(tmp_path), "multi_process"],
             env=jax_environment(
                 KERAS_DISTRIBUTION_JOB_ADDRESSES=coordinator,
                 KERAS_DISTRIBUTION_NUM_PROCESSES="2",
                 KERAS_DISTRIBUTION_PROCESS_ID=str(index),
             ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
         for index in range(2)
     ]
     try:
         logs = [p.communicate(timeout=400)[0] for p in processes]
     finally:
-        stop(processes)
+        for process in processes:
+            stop(process)
     for process, log in zip(processes, logs, strict=True):
         assert process.returncode == 0, log[-4000:]
     (first, first_weights), (second, second_weights) = (
@@ -121,15 +113,14 @@ def _stop_launch(output: Output) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    stop([output.process])
+    stop(output.process)
 
 
 def _launch_environment(raw: Path) -> dict[str, str]:
-    env = jax_environment(CIFAR10_RAW_PATH=str(raw))
     # Tracking as configured: conf/base's store in the project copy, on.
-    for name in ("MLFLOW_TRACKING_URI", "CIFAR10_KEDRO_TRACKING"):
-        env.pop(name, None)
-    return env
+    return jax_environment(
+        CIFAR10_RAW_PATH=str(raw), MLFLOW_TRACKING_URI=None, CIFAR10_KEDRO_TRACKING=None
+    )
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import http.server
 import json
-import subprocess
 import threading
 import time
 import urllib.request
@@ -20,13 +19,8 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.exploring.conftest import (
-    TEST_OUTPUT,
-    free_port,
-    kedro_command,
-    kedro_viz_server,
-    subprocess_env,
-)
+from tests.exploring.conftest import TEST_OUTPUT, kedro_viz_server, subprocess_env
+from tests.processes import free_port, kedro
 
 LAYERS = [
     "raw",
@@ -385,14 +379,13 @@ def static_file_server(directory: Path):
 def test_viz_build_writes_a_static_site_that_opens_without_kedro(
     smoke_project, default_pipeline, chromium_paths, browser
 ):
-    result = subprocess.run(
-        kedro_command("viz", "build", "--include-previews"),
-        cwd=smoke_project,
+    result = kedro(
+        smoke_project,
+        "viz",
+        "build",
+        "--include-previews",
         env=subprocess_env(smoke_project, KEDRO_ENV="smoke"),
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
     output = result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0, output

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
+from tests import processes
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
 
 def run(script: str, project, archive, *args: str) -> str:
-    completed = subprocess.run(
+    completed = processes.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / script), *args],
         cwd=project,
-        env={
-            **os.environ,
-            "CIFAR10_RAW_PATH": str(archive),
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-        },
-        capture_output=True,
-        text=True,
+        env=processes.environment(CIFAR10_RAW_PATH=str(archive)),
         timeout=600,
-        check=False,
     )
     assert completed.returncode == 0, (
         completed.stdout[-3000:] + completed.stderr[-3000:]

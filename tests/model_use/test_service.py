@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -18,8 +17,9 @@ from PIL import Image
 from tests.conftest import OFFICIAL_CLASS_NAMES
 from tests.image_files import BROKEN, encoded, every_format, write_every_format
 from tests.model_use.conftest import run_project
-from tests.model_use.server import free_port, running_server, serve_command, server_env
+from tests.model_use.server import running_server, serve_once
 from tests.pipelines.test_pipelines import latest, versions
+from tests.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -340,17 +340,11 @@ def test_the_token_rule(trained_project, tmp_path, compared):
 
 def test_a_non_loopback_address_without_a_token_is_refused(trained_project):
     port = free_port()
-    result = subprocess.run(
-        serve_command("--host", "0.0.0.0", "--port", str(port)),
-        cwd=trained_project,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = serve_once(
+        trained_project, "--host", "0.0.0.0", "--port", str(port), timeout=120
     )
     assert result.returncode != 0
-    output = " ".join((result.stdout + result.stderr).split())
+    output = " ".join(result.output.split())
     assert "Refusing to listen on 0.0.0.0" in output
     assert "Set CIFAR10_API_TOKEN" in output and "--insecure" in output
 
@@ -368,18 +362,17 @@ def test_insecure_allows_a_non_loopback_address_without_a_token(
 
 
 def test_an_unknown_model_version_is_a_clear_error(trained_project):
-    result = subprocess.run(
-        serve_command("--port", str(free_port()), "--load-version", "1999-nope"),
-        cwd=trained_project,
-        env=server_env(),
-        capture_output=True,
-        text=True,
+    result = serve_once(
+        trained_project,
+        "--port",
+        str(free_port()),
+        "--load-version",
+        "1999-nope",
         timeout=180,
-        check=False,
     )
     assert result.returncode != 0
     assert "'trained_model' has no version '1999-nope'" in " ".join(
-        (result.stdout + result.stderr).split()
+        result.output.split()
     )
 
 
@@ -388,18 +381,17 @@ def test_a_model_without_its_training_configuration_is_a_clear_error(trained_pro
     alone = "2001-01-01T00.00.00.000Z"  # a model copied without training_config.json
     shutil.copytree(models / model_version(trained_project), models / alone)
     try:
-        result = subprocess.run(
-            serve_command("--port", str(free_port()), "--load-version", alone),
-            cwd=trained_project,
-            env=server_env(),
-            capture_output=True,
-            text=True,
+        result = serve_once(
+            trained_project,
+            "--port",
+            str(free_port()),
+            "--load-version",
+            alone,
             timeout=180,
-            check=False,
         )
     finally:
         shutil.rmtree(models / alone)
     assert result.returncode != 0
     assert f"'training_config' has no version '{alone}'" in " ".join(
-        (result.stdout + result.stderr).split()
+        result.output.split()
     )

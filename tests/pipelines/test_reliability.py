@@ -6,9 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -34,6 +31,7 @@ from tests.pipelines.test_pipelines import (
     snapshot,
     versions,
 )
+from tests.processes import environment, kedro, kedro_args, start, stop
 
 # --------------------------------------------------------------------------- helpers
 
@@ -302,16 +300,16 @@ def test_mistakes_outside_the_typed_groups_are_reported_by_the_hook(baseline):
 
 def kedro_run_cli(baseline, *args: str) -> tuple[int, str]:
     """``kedro run --env smoke ARGS`` in a subprocess; return (exit code, output)."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "smoke", *args],
-        cwd=baseline["project"],
-        env={**os.environ, "CIFAR10_RAW_PATH": str(baseline["raw"]), "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
+    completed = kedro(
+        baseline["project"],
+        "run",
+        "--env",
+        "smoke",
+        *args,
+        env=environment(CIFAR10_RAW_PATH=str(baseline["raw"])),
         timeout=300,
-        check=False,
     )
-    return completed.returncode, completed.stdout + completed.stderr
+    return completed.returncode, completed.output
 
 
 @pytest.mark.slow
@@ -524,7 +522,7 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
     data = project / "data" / "smoke"
     checkpoints = data / "06_models/checkpoints"
     epochs = 6
-    command = [sys.executable, "-m", "kedro", "run", "--env", "smoke"]
+    command = ["run", "--env", "smoke"]
     command += ["--params", f"model_training.fit.epochs={epochs}"]
 
     def state() -> Path:
@@ -532,35 +530,28 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
         found = list(checkpoints.glob("*/state.json"))
         return found[0] if found else checkpoints / "none" / "state.json"
 
-    env = {**os.environ, "CIFAR10_RAW_PATH": str(raw), "COLUMNS": "250"}
+    env = environment(CIFAR10_RAW_PATH=str(raw))
 
-    log = (tmp_path / "killed.log").open("w")
-    killed = subprocess.Popen(
-        command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT
+    killed = start(
+        kedro_args(*command), cwd=project, env=env, log=tmp_path / "killed.log"
     )
-    deadline = time.monotonic() + 300
-    while completed_epochs(state()) < 2:  # noqa: PLR2004
-        assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    killed.kill()  # SIGKILL: no clean-up of any kind
-    killed.wait()
-    log.close()
+    try:
+        deadline = time.monotonic() + 300
+        while completed_epochs(state()) < 2:  # noqa: PLR2004
+            assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        killed.kill()  # SIGKILL: no clean-up of any kind
+        killed.wait()
+    finally:
+        stop(killed)
     folder = state().parent
     done = completed_epochs(state())
     assert 2 <= done < epochs  # noqa: PLR2004
     assert not versions(data, "06_models/model.keras")  # the killed run saved none
 
-    rerun = subprocess.run(
-        command,
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    output = rerun.stdout + rerun.stderr
+    rerun = kedro(project, *command, env=env, timeout=300)
+    output = rerun.output
     assert rerun.returncode == 0, output[-3000:]
     assert f"Resuming training at epoch {done + 1} of {epochs}" in output
     history = pd.read_csv(latest(data, "07_model_output/training_history.csv"))

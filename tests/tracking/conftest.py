@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.pipelines.test_pipelines import make_project_copy, run_session
+from tests.processes import Completed, environment, kedro, run
 
 EXPERIMENT = "cifar10-kedro-smoke"  # conf/smoke/mlflow.yml
 
@@ -24,13 +22,13 @@ def git_checkout(project: Path) -> str:
     """Make ``project`` a git checkout with one commit; return the commit."""
 
     def git(*args: str) -> str:
-        return subprocess.run(
+        done = run(
             ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
             cwd=project,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+            timeout=None,
+        )
+        done.check_returncode()
+        return done.stdout.strip()
 
     (project / ".gitignore").write_text("data/\ntracking/\nmlartifacts/\n")
     git("init", "-q")
@@ -39,20 +37,10 @@ def git_checkout(project: Path) -> str:
     return git("rev-parse", "HEAD")
 
 
-def kedro_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def kedro_run(project: Path, *args: str, **env: str) -> Completed:
     """`kedro run --env smoke ARGS` in ``project``, as a user types it."""
-    environment = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
-    environment.update(
-        TF_CPP_MIN_LOG_LEVEL="2", KEDRO_DISABLE_TELEMETRY="1", COLUMNS="250", **env
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "smoke", *args],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
+    return kedro(
+        project, "run", "--env", "smoke", *args, env=environment(**env), timeout=400
     )
 
 

@@ -3,9 +3,6 @@ and the interrupted training's run, left RUNNING by the killed process, is ended
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from tests.pipelines.test_reliability import (
     tree_members,
     write_tar_gz,
 )
+from tests.processes import environment, kedro_args, start, stop
 from tests.tracking.conftest import EXPERIMENT, kedro_run, store_uri
 
 
@@ -30,34 +28,28 @@ def test_a_resumed_training_is_recorded_whole_and_ends_the_interrupted_run(tmp_p
     epochs = 6
     uri = store_uri(project)
     args = ["--params", f"model_training.fit.epochs={epochs}"]
-    env = {
-        **os.environ,
-        "CIFAR10_RAW_PATH": str(raw),
-        "MLFLOW_TRACKING_URI": uri,
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "COLUMNS": "250",
-    }
+    env = environment(CIFAR10_RAW_PATH=str(raw), MLFLOW_TRACKING_URI=uri)
 
     def state() -> Path:
         found = list(checkpoints.glob("*/state.json"))
         return found[0] if found else checkpoints / "none" / "state.json"
 
-    log = (tmp_path / "killed.log").open("w")
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--env", "smoke", *args],
+    killed = start(
+        kedro_args("run", "--env", "smoke", *args),
         cwd=project,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=tmp_path / "killed.log",
     )
-    deadline = time.monotonic() + 300
-    while completed_epochs(state()) < 2:  # noqa: PLR2004
-        assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    killed.kill()  # SIGKILL: the MLflow run is left RUNNING, nothing cleans up
-    killed.wait()
-    log.close()
+    try:
+        deadline = time.monotonic() + 300
+        while completed_epochs(state()) < 2:  # noqa: PLR2004
+            assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        killed.kill()  # SIGKILL: the MLflow run is left RUNNING, nothing cleans up
+        killed.wait()
+    finally:
+        stop(killed)
     done = completed_epochs(state())
     assert 2 <= done < epochs  # noqa: PLR2004
     client = MlflowClient(uri)

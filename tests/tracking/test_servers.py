@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -18,13 +17,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.exploring.conftest import (
-    TEST_OUTPUT,
-    free_port,
-    stop_process_group,
-    wait_for_url,
-)
+from tests.exploring.conftest import TEST_OUTPUT
 from tests.pipelines.test_pipelines import latest
+from tests.processes import environment, free_port, start, stop, wait_for_url
 from tests.tracking.conftest import EXPERIMENT
 from tests.tracking.test_tracking import _png_base64
 
@@ -37,31 +32,26 @@ SCREENSHOTS = TEST_OUTPUT / "mlflow-ui"
 def mlflow_server(args: list[str], tracked: dict, log: Path, health: str) -> Iterator:
     """Run `mlflow ARGS --host 127.0.0.1 --port <free>`; yield its URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
     # The virtual environment's programs first, as once it is activated: `mlflow
     # models serve` runs `uvicorn` from the PATH.
     bin_dir = str(Path(sys.executable).parent)
-    env.update(
+    env = environment(
         MLFLOW_TRACKING_URI=tracked["uri"],
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PATH=os.pathsep.join([bin_dir, env.get("PATH", "")]),
+        PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
     )
     mlflow = Path(bin_dir) / "mlflow"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [str(mlflow), *args, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tracked["project"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, to stop it whole
-        )
+    process = start(
+        [str(mlflow), *args, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tracked["project"],
+        env=env,
+        log=log,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_url(url + health, process, log, timeout=240)
         yield url
     finally:
-        stop_process_group(process)
+        stop(process)
 
 
 def test_mlflow_models_serve_answers_with_the_registered_model(tracked, tmp_path):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
-import subprocess
 from pathlib import Path
 
 import keras
@@ -22,6 +20,7 @@ import cifar10_kedro
 from cifar10_kedro.pipelines.model_training.training_state import EPOCH_METRICS
 from cifar10_kedro.tracking.compare import runs_table
 from tests.pipelines.test_pipelines import latest, run_session, versions
+from tests.processes import environment, free_port, kedro
 from tests.tracking.conftest import EXPERIMENT, kedro_run
 
 pytestmark = pytest.mark.slow
@@ -35,12 +34,6 @@ def _png_base64(image: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_smoke_run_is_one_finished_run_with_every_parameter(tracked):
@@ -260,32 +253,20 @@ def test_compare_runs_prints_the_trainings_side_by_side(tracked):
     assert "param model_training.fit.batch_size" not in table.index
     # Read by the first run only (the second trained from its arrays): no difference.
     assert "param data_ingestion.seed" not in table.index
-    result = kedro_command(tracked, "compare-runs", "--env", "smoke")
+    result = kedro(
+        tracked["project"],
+        "compare-runs",
+        "--env",
+        "smoke",
+        env=environment(MLFLOW_TRACKING_URI=tracked["uri"]),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for row in ("test_accuracy", "test_tta_accuracy", "model version"):
         assert row in result.stdout
     for run in client.search_runs([tracked["experiment"].experiment_id]):
         if "mlflow.parentRunId" not in run.data.tags:
             assert run.info.run_id[:8] in result.stdout
-
-
-def kedro_command(tracked, *args: str) -> subprocess.CompletedProcess:
-    import os  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    env = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
-    env.update(
-        MLFLOW_TRACKING_URI=tracked["uri"], KEDRO_DISABLE_TELEMETRY="1", COLUMNS="250"
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=tracked["project"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_an_unreachable_store_costs_a_warning_not_a_result(tracked):
@@ -298,7 +279,7 @@ def test_an_unreachable_store_costs_a_warning_not_a_result(tracked):
         tracked["project"],
         "--pipelines",
         "model_training,reporting",
-        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{closed_port()}",
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}",
         CIFAR10_RAW_PATH=str(tracked["raw"]),
     )
     output = result.stdout + result.stderr

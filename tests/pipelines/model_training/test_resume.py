@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -32,6 +30,7 @@ from cifar10_kedro.pipelines.model_training.training_state import (
     checkpoint_directory,
     clear_finished_checkpoint,
 )
+from tests import processes
 from tests.pipelines.model_training.helpers import (
     compiled,
     tiny_data,
@@ -354,22 +353,16 @@ def test_kill_between_training_and_saving_its_outputs_loses_nothing(
     project = make_project_copy(tmp_path / "project")
     script = tmp_path / "run.py"
     script.write_text(KILLER)
-    # Wide lines: Kedro's rich log handler would wrap the messages checked below.
-    env = {
-        **os.environ,
-        "CIFAR10_RAW_PATH": str(shared_jpeg_archive),
-        "COLUMNS": "250",
-    }
+    # Wide lines (environment()'s COLUMNS): Kedro's rich log handler would wrap the
+    # messages checked below.
+    env = processes.environment(CIFAR10_RAW_PATH=str(shared_jpeg_archive))
 
-    def run(kill_at: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
+    def run(kill_at: str) -> processes.Completed:
+        return processes.run(
             [sys.executable, str(script), str(project), kill_at],
             cwd=project,
             env=env,
-            capture_output=True,
-            text=True,
             timeout=600,
-            check=False,
         )
 
     killed = run("training_history")
