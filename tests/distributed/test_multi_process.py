@@ -172,7 +172,9 @@ def test_kedro_launch_runs_the_smoke_dag_and_process_0_alone_writes(
         predict_test(model, arrays["x_test"], params),
         arrays["y_test"],
         json.loads((root / "03_primary" / "class_names.json").read_text()),
-        json.loads(latest(root, "08_reporting/temperature_scaling.json").read_text()),
+        json.loads(
+            latest(root, "07_model_output/temperature_scaling.json").read_text()
+        ),
         params,
     )
     launched = json.loads(latest(root, "08_reporting/test_metrics.json").read_text())

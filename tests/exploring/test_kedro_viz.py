@@ -19,6 +19,7 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from cifar10_kedro.pipelines.names import TRAINS_MODEL
 from tests.exploring.conftest import TEST_OUTPUT, kedro_viz_server, subprocess_env
 from tests.processes import free_port, kedro
 
@@ -33,7 +34,7 @@ LAYERS = [
 ]
 # inference and export run on demand (not in __default__); kedro viz shows them when
 # selected.
-ON_DEMAND = ["inference", "export"]
+ON_DEMAND = ["inference", "export", "tta_selection"]
 PIPELINES = ["data_ingestion", "model_training", "reporting", "compare", *ON_DEMAND]
 # The pipelines of the default run; `compare` adds the variants to them.
 DEFAULT_PARTS = ["data_ingestion", "model_training", "reporting"]
@@ -117,7 +118,8 @@ def test_api_has_every_node_and_dataset_with_its_layer(viz_url, default_pipeline
 def test_api_lists_each_pipeline_and_tags_each_node_with_it(viz_url, smoke_project):
     main = get_json(f"{viz_url}/api/main")
     assert {p["id"] for p in main["pipelines"]} == {"__default__", *PIPELINES}
-    assert {tag["id"] for tag in main["tags"]} == set(PIPELINES)
+    # Each pipeline's tag, and the training node's own (the hooks key on it).
+    assert {tag["id"] for tag in main["tags"]} == {*PIPELINES, TRAINS_MODEL}
     bootstrap_project(smoke_project)
     for name in [*DEFAULT_PARTS, *ON_DEMAND]:
         shown = (

@@ -91,12 +91,14 @@ def test_notebook_runs_on_a_smoke_run(smoke_project, tmp_path, monkeypatch, kern
     )
     assert ", log loss: " in text and "expected calibration error: " in text
     assert "With test-time augmentation (10 views)" in text
-    assert "Most accurate on validation: " in text
+    # The smoke run did not choose the test-time augmentation (tta_selection).
+    assert "kedro run --pipeline tta_selection" in text
     # The smoke run did not run the compare pipeline.
     assert "No comparison yet: run `kedro run --pipeline compare`" in text
     tables = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    # The pipelines table lists compare; the TTA table every candidate.
+    # The pipelines table lists compare; the calibration table is before and after.
     assert "<th>compare</th>" in tables
-    assert "<th>flip + shift 1px</th>" in tables
+    assert "<th>validation, before</th>" in tables
+    assert "<th>test, temperature-scaled</th>" in tables
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) == FIGURES

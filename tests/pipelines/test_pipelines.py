@@ -20,7 +20,7 @@ from tests.conftest import PROJECT_ROOT
 REPORT_FILES = [
     "08_reporting/test_metrics.json",
     "08_reporting/validation_metrics.json",
-    "08_reporting/temperature_scaling.json",
+    "07_model_output/temperature_scaling.json",
     "08_reporting/classification_report.csv",
     "08_reporting/loss_curve.png",
     "08_reporting/accuracy_curve.png",
