@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import tarfile
 from pathlib import Path
 from types import ModuleType
 from typing import get_args
@@ -21,6 +22,18 @@ import kedro.framework.project  # noqa: E402, F401
 import pytest  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Tests that share a session fixture (a smoke run, a tracked run, a trained project)
+# run in one pytest-xdist worker; the others go to a worker file by file (so that a
+# module's fixtures are built once). scripts/test.sh runs `pytest -n auto`, and
+# pyproject.toml's addopts choose `--dist loadgroup`.
+SHARED_SESSION_DIRECTORIES = {"exploring", "model_use", "tracking"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.relative_to(PROJECT_ROOT / "tests")
+        shared = path.parts[0] in SHARED_SESSION_DIRECTORIES
+        item.add_marker(pytest.mark.xdist_group(path.parts[0] if shared else str(path)))
 
 
 def benchmark_script(name: str) -> ModuleType:
@@ -56,6 +69,32 @@ def shared_jpeg_archive() -> Path:
     if not path.exists():
         pytest.fail(f"CIFAR-10 not found at {path}; set CIFAR10_RAW_PATH.")
     return path
+
+
+@pytest.fixture(scope="session")
+def cifar10_subset(shared_jpeg_archive, tmp_path_factory) -> Path:
+    """The real CIFAR-10 JPEG archive cut to what the smoke runs of the suite read:
+    the first training images of each class that conf/smoke keeps, and every test
+    image (the model-use tests predict all 10,000). The same layout and files, in a
+    tenth of the time to decode: each smoke run would otherwise decode 60,000 images
+    (about 15 s) to keep 800."""
+    keep = base_params("data_ingestion", env="smoke").train_per_class
+    subset = tmp_path_factory.mktemp("cifar10") / "cifar10-subset.tar.gz"
+    kept: dict[str, int] = {}
+    with (
+        tarfile.open(shared_jpeg_archive) as source,
+        tarfile.open(subset, "w:gz", compresslevel=1) as target,
+    ):
+        for member in source:
+            parts = member.name.split("/")
+            if member.isfile() and parts[0] == "train":
+                kept[parts[1]] = kept.get(parts[1], 0) + 1
+                if kept[parts[1]] > keep:
+                    continue
+            target.addfile(
+                member, source.extractfile(member) if member.isfile() else None
+            )
+    return subset
 
 
 @pytest.fixture(scope="session")

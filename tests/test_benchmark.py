@@ -60,8 +60,8 @@ def project(tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_benchmark_prints_and_writes_every_figure(project, shared_jpeg_archive):
-    out, written = run_benchmark(project, shared_jpeg_archive, "--env", "smoke")
+def test_benchmark_prints_and_writes_every_figure(project, cifar10_subset):
+    out, written = run_benchmark(project, cifar10_subset, "--env", "smoke")
     printed = dict(
         line.strip().split(": ", 1)
         for line in out.splitlines()
@@ -82,10 +82,10 @@ def test_benchmark_prints_and_writes_every_figure(project, shared_jpeg_archive):
 
 
 @pytest.mark.slow
-def test_benchmark_seeds_report_mean_and_spread(project, shared_jpeg_archive):
+def test_benchmark_seeds_report_mean_and_spread(project, cifar10_subset):
     out, written = run_benchmark(
         project,
-        shared_jpeg_archive,
+        cifar10_subset,
         "--env",
         "smoke",
         "--seeds",
@@ -103,10 +103,10 @@ def test_benchmark_seeds_report_mean_and_spread(project, shared_jpeg_archive):
 
 
 @pytest.mark.slow
-def test_benchmark_compare_prints_both_configurations(project, shared_jpeg_archive):
+def test_benchmark_compare_prints_both_configurations(project, cifar10_subset):
     out, written = run_benchmark(
         project,
-        shared_jpeg_archive,
+        cifar10_subset,
         "--compare",
         "--minutes",
         "0.01",
@@ -125,10 +125,10 @@ def test_benchmark_compare_prints_both_configurations(project, shared_jpeg_archi
 
 
 @pytest.mark.slow
-def test_benchmark_ablation_switches_each_ingredient_off(project, shared_jpeg_archive):
+def test_benchmark_ablation_switches_each_ingredient_off(project, cifar10_subset):
     out, written = run_benchmark(
         project,
-        shared_jpeg_archive,
+        cifar10_subset,
         "--env",
         "smoke",
         "--ablation",
@@ -157,9 +157,9 @@ def test_benchmark_ablation_switches_each_ingredient_off(project, shared_jpeg_ar
 
 
 @pytest.mark.slow
-def test_benchmark_sweep_prints_rates(project, shared_jpeg_archive):
+def test_benchmark_sweep_prints_rates(project, cifar10_subset):
     out, written = run_benchmark(
-        project, shared_jpeg_archive, "--env", "smoke", "--sweep", "8,16", "8,16,16"
+        project, cifar10_subset, "--env", "smoke", "--sweep", "8,16", "8,16,16"
     )
     rows = [line.split() for line in out.splitlines() if line[:2] == "8,"]
     assert [(r[0], r[1]) for r in rows] == [

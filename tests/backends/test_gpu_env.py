@@ -15,7 +15,7 @@ pytest.importorskip("jax")
 
 @pytest.mark.slow
 def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
-    tmp_path, shared_jpeg_archive
+    tmp_path, cifar10_subset
 ):
     project = make_project_copy(tmp_path / "project")
     # GPU machines carry JAX but no TensorFlow: make `import tensorflow` fail here too.
@@ -30,7 +30,7 @@ def test_gpu_environment_runs_end_to_end_under_jax_without_tensorflow(
         PYTHONPATH=os.pathsep.join(
             [str(blocker.parent), os.environ.get("PYTHONPATH", "")]
         ),
-        CIFAR10_RAW_PATH=str(shared_jpeg_archive),
+        CIFAR10_RAW_PATH=str(cifar10_subset),
     )
     params = ",".join(
         [

@@ -125,10 +125,10 @@ def _launch_environment(raw: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_kedro_launch_runs_the_smoke_dag_and_process_0_alone_writes(
-    tmp_path, shared_jpeg_archive
+    tmp_path, cifar10_subset
 ):
     project = make_project_copy(tmp_path / "project")
-    env = _launch_environment(shared_jpeg_archive)
+    env = _launch_environment(cifar10_subset)
     # float32: this process predicts below under its own backend what JAX predicted
     # there; mixed bfloat16 (`auto` on CPUs with native bfloat16) rounds differently
     # and flips near ties.

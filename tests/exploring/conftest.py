@@ -74,13 +74,13 @@ def kedro_viz_server(project: Path, env: str, log: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def smoke_project(tmp_path_factory, shared_jpeg_archive) -> Path:
+def smoke_project(tmp_path_factory, cifar10_subset) -> Path:
     """A copy of the project, with its notebooks, after one `kedro run --env smoke`."""
     project = make_project_copy(tmp_path_factory.mktemp("explore"))
     shutil.copytree(PROJECT_ROOT / "notebooks", project / "notebooks")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
-        mp.setenv("CIFAR10_RAW_PATH", str(shared_jpeg_archive))
+        mp.setenv("CIFAR10_RAW_PATH", str(cifar10_subset))
         run_session(project, "smoke")
     return project
 

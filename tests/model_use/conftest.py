@@ -25,12 +25,12 @@ FULL_TEST_SET = {
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory, shared_jpeg_archive) -> Path:
+def trained_project(tmp_path_factory, cifar10_subset) -> Path:
     """A project copy after `kedro run --env smoke` on the full test set."""
     project = make_project_copy(tmp_path_factory.mktemp("use"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
-        mp.setenv("CIFAR10_RAW_PATH", str(shared_jpeg_archive))
+        mp.setenv("CIFAR10_RAW_PATH", str(cifar10_subset))
         run_project(project, runtime_params=FULL_TEST_SET)
     return project
 
@@ -47,10 +47,10 @@ def run_project(
 
 
 @pytest.fixture(scope="session")
-def test_image_folder(tmp_path_factory, shared_jpeg_archive) -> Path:
+def test_image_folder(tmp_path_factory, cifar10_subset) -> Path:
     """The 10,000 CIFAR-10 test images as JPEG files: test/<class>/NNNN.jpg."""
     root = tmp_path_factory.mktemp("test_images")
-    with tarfile.open(shared_jpeg_archive) as archive:
+    with tarfile.open(cifar10_subset) as archive:
         members = [
             m
             for m in archive.getmembers()

@@ -27,12 +27,12 @@ def run(script: str, project, archive, *args: str) -> str:
     return completed.stdout
 
 
-def test_inference_benchmark(trained_project, shared_jpeg_archive, tmp_path):
+def test_inference_benchmark(trained_project, cifar10_subset, tmp_path):
     output = tmp_path / "inference.json"
     out = run(
         "inference_benchmark.py",
         trained_project,
-        shared_jpeg_archive,
+        cifar10_subset,
         "--env",
         "smoke",
         "--images",
@@ -66,12 +66,12 @@ def test_inference_benchmark(trained_project, shared_jpeg_archive, tmp_path):
     assert set(compute["share_of_bound"]) == set(figures["predict_img_s_batch_1000"])
 
 
-def test_service_benchmark(trained_project, shared_jpeg_archive, tmp_path):
+def test_service_benchmark(trained_project, cifar10_subset, tmp_path):
     output = tmp_path / "service.json"
     out = run(
         "service_benchmark.py",
         trained_project,
-        shared_jpeg_archive,
+        cifar10_subset,
         "--env",
         "smoke",
         "--requests",

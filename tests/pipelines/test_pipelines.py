@@ -82,12 +82,12 @@ def run_session(project: Path, env: str, **run_args) -> None:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, shared_jpeg_archive) -> Path:
+def smoke_run(tmp_path_factory, cifar10_subset) -> Path:
     """Run the default pipeline once in the smoke environment; return its data root."""
     project = make_project_copy(tmp_path_factory.mktemp("project"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
-        mp.setenv("CIFAR10_RAW_PATH", str(shared_jpeg_archive))
+        mp.setenv("CIFAR10_RAW_PATH", str(cifar10_subset))
         run_session(project, "smoke")
     return project / "data" / "smoke"
 

@@ -45,14 +45,14 @@ def kedro_run(project: Path, *args: str, **env: str) -> Completed:
 
 
 @pytest.fixture(scope="session")
-def tracked(tmp_path_factory, shared_jpeg_archive) -> dict:
+def tracked(tmp_path_factory, cifar10_subset) -> dict:
     """One `kedro run --env smoke` recorded in the project copy's store."""
     project = make_project_copy(tmp_path_factory.mktemp("tracked"))
     commit = git_checkout(project)
     uri = store_uri(project)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
-        mp.setenv("CIFAR10_RAW_PATH", str(shared_jpeg_archive))
+        mp.setenv("CIFAR10_RAW_PATH", str(cifar10_subset))
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.delenv("CIFAR10_KEDRO_TRACKING", raising=False)
         run_session(project, "smoke")
@@ -67,7 +67,7 @@ def tracked(tmp_path_factory, shared_jpeg_archive) -> dict:
         "experiment": experiment,
         "run": run,
         "commit": commit,
-        "raw": shared_jpeg_archive,
+        "raw": cifar10_subset,
     }
 
 

@@ -343,7 +343,7 @@ KILLER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_kill_between_training_and_saving_its_outputs_loses_nothing(
-    tmp_path, shared_jpeg_archive
+    tmp_path, cifar10_subset
 ) -> None:
     """SIGKILL after train_model returned and its model was saved, before its history
     was: the next run saves the same training's outputs without training again, and
@@ -355,7 +355,7 @@ def test_kill_between_training_and_saving_its_outputs_loses_nothing(
     script.write_text(KILLER)
     # Wide lines (environment()'s COLUMNS): Kedro's rich log handler would wrap the
     # messages checked below.
-    env = processes.environment(CIFAR10_RAW_PATH=str(shared_jpeg_archive))
+    env = processes.environment(CIFAR10_RAW_PATH=str(cifar10_subset))
 
     def run(kill_at: str) -> processes.Completed:
         return processes.run(
