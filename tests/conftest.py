@@ -29,11 +29,28 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SESSION_DIRECTORIES = {"exploring", "model_use", "tracking"}
 
 
+# The longest groups (minutes each on 2 cores) start first, so that the workers finish
+# together rather than one waiting on a long group started last.
+LONGEST_FIRST = (
+    "distributed",
+    "test_benchmark.py",
+    "model_use",
+    "tracking",
+    "backends",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = item.path.relative_to(PROJECT_ROOT / "tests")
         shared = path.parts[0] in SHARED_SESSION_DIRECTORIES
         item.add_marker(pytest.mark.xdist_group(path.parts[0] if shared else str(path)))
+
+    def rank(item: pytest.Item) -> int:
+        top = item.path.relative_to(PROJECT_ROOT / "tests").parts[0]
+        return LONGEST_FIRST.index(top) if top in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
 
 
 def benchmark_script(name: str) -> ModuleType:
