@@ -36,7 +36,7 @@ def exported(trained_project) -> Path:
 
 
 def test_one_version_of_each_export(exported):
-    names = ["model.onnx", "saved_model", "model_card.json"]
+    names = ["model.onnx", "model.int8.onnx", "saved_model", "model_card.json"]
     found = {name: versions(exported, f"{EXPORTS}/{name}") for name in names}
     assert all(len(v) == 1 for v in found.values()), found
     assert len({v[0] for v in found.values()}) == 1  # one run, one version
@@ -94,6 +94,31 @@ def test_onnx_matches_the_float32_keras_copy_on_the_test_set(exported):
         "onnx": np.mean(onnx.argmax(axis=1) == y_test),
     }
     assert abs(accuracy["trained"] - accuracy["onnx"]) <= 0.003, accuracy
+
+
+def test_the_int8_graph_keeps_the_float32_graphs_accuracy(exported):
+    """Calibrated on validation images, checked on the 10,000 test images: at most
+    export.int8.max_accuracy_drop_points (0.3) below the float32 graph."""
+    x_test, y_test = load_test_set(exported)
+    accuracy = {}
+    for name in ("model.onnx", "model.int8.onnx"):
+        session = ort.InferenceSession(
+            str(latest(exported, f"{EXPORTS}/{name}")),
+            providers=["CPUExecutionProvider"],
+        )
+        predicted = np.concatenate(
+            [
+                session.run(None, {"image": x_test[i : i + 1000]})[0].argmax(axis=1)
+                for i in range(0, 10_000, 1000)
+            ]
+        )
+        accuracy[name] = float(np.mean(predicted == y_test))
+    assert accuracy["model.onnx"] - accuracy["model.int8.onnx"] <= 0.003, accuracy
+    card = json.loads(latest(exported, f"{EXPORTS}/model_card.json").read_text())
+    assert card["test_metrics"]["accuracy"]["onnx_int8"] == pytest.approx(
+        accuracy["model.int8.onnx"]
+    )
+    assert card["exports"]["onnx_int8"]["file"] == "model.int8.onnx"
 
 
 def test_the_model_card(exported, trained_project):

@@ -16,6 +16,7 @@ from cifar10_kedro.pipelines.export.nodes import (
     evaluate_exports,
     make_inference_model,
     make_model_card,
+    quantize_int8,
 )
 from cifar10_kedro.pipelines.model_training.architectures import (
     WHITENING_LAYER,
@@ -100,20 +101,69 @@ def test_onnx_and_saved_model_datasets_export_what_the_copy_computes(
     assert (next((tmp_path / "saved_model").iterdir()) / "saved_model").is_dir()
 
 
-def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
-    mixed_model, images, tmp_path
-):
+@pytest.fixture(scope="module")
+def exported(mixed_model, images, tmp_path_factory) -> dict:
+    """The float32 copy, its ONNX graph and the int8 graph quantized from it."""
     copy = make_inference_model(mixed_model)
-    dataset = OnnxModelDataset(filepath=str(tmp_path / "m.onnx"))
+    dataset = OnnxModelDataset(filepath=str(tmp_path_factory.mktemp("onnx") / "m.onnx"))
     dataset.save(copy)
+    onnx = dataset.load()
+    return {"copy": copy, "onnx": onnx, "int8": quantize_int8(onnx, images, EXPORT)}
+
+
+def test_the_int8_graph_computes_in_int8_what_the_float32_graph_does(exported, images):
+    int8 = exported["int8"]
+    operators = {node.op_type for node in int8.graph.node}
+    # QDQ: the convolutions and the dense layer read int8 tensors.
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= operators
+    weights = [i for i in int8.graph.initializer if i.data_type == 3]  # INT8
+    assert weights, "no int8 weights"
+    assert [i.name for i in int8.graph.input] == ["image"]
+    assert [o.name for o in int8.graph.output] == ["probabilities"]
+    float32 = ort.InferenceSession(exported["onnx"].SerializeToString())
+    quantized = ort.InferenceSession(int8.SerializeToString())
+    a = float32.run(None, {"image": images})[0]
+    b = quantized.run(None, {"image": images})[0]
+    np.testing.assert_allclose(b.sum(axis=1), 1.0, rtol=1e-4)
+    assert np.abs(a - b).max() < 0.05  # rounding to 8 bits, not another model
+
+
+def test_int8_calibration_reads_only_the_images_it_is_given(exported, images):
+    """Calibrated on 8 images or on 40, the graphs differ: the images decide the
+    ranges (the pipeline gives it validation images, never test images)."""
+    few = base_params("export", {"batch_size": 4, "int8": {"calibration_images": 8}})
+    a = quantize_int8(exported["onnx"], images, few)
+    b = exported["int8"]
+    from onnx.numpy_helper import to_array  # noqa: PLC0415
+
+    scales = [
+        {i.name: to_array(i) for i in g.graph.initializer if i.name.endswith("_scale")}
+        for g in (a, b)
+    ]
+    assert scales[0].keys() == scales[1].keys()
+    assert any(not np.array_equal(scales[0][k], scales[1][k]) for k in scales[0])
+
+
+def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
+    mixed_model, exported, images, tmp_path
+):
+    copy = exported["copy"]
     labels = np.arange(len(images)) % 10
     metrics = evaluate_exports(
-        mixed_model, copy, dataset.load(), images, labels, EXPORT
+        mixed_model, copy, exported["onnx"], exported["int8"], images, labels, EXPORT
     )
     assert metrics["num_test_images"] == len(images)
-    assert set(metrics["accuracy"]) == {"trained_model", "float32_copy", "onnx"}
+    assert set(metrics["accuracy"]) == {
+        "trained_model",
+        "float32_copy",
+        "onnx",
+        "onnx_int8",
+    }
     assert metrics["onnx_vs_float32_copy"]["argmax_agreement"] == 1.0
     assert metrics["onnx_vs_float32_copy"]["max_probability_difference"] < 1e-5
+    assert metrics["onnx_int8_accuracy_drop_points"] == pytest.approx(
+        100 * (metrics["accuracy"]["onnx"] - metrics["accuracy"]["onnx_int8"])
+    )
 
     # An ONNX graph of another model is caught.
     other = keras.models.clone_model(copy)
@@ -122,17 +172,44 @@ def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
     other_dataset.save(other)
     with pytest.raises(ExportMismatchError, match=r"onnx: argmax agreement"):
         evaluate_exports(
-            mixed_model, copy, other_dataset.load(), images, labels, EXPORT
+            mixed_model,
+            copy,
+            other_dataset.load(),
+            exported["int8"],
+            images,
+            labels,
+            EXPORT,
         )
 
 
-def test_the_model_card(mixed_model, images, tmp_path):
-    copy = make_inference_model(mixed_model)
-    dataset = OnnxModelDataset(filepath=str(tmp_path / "m.onnx"))
-    dataset.save(copy)
+def test_an_int8_graph_that_loses_accuracy_is_refused(
+    mixed_model, exported, images, tmp_path
+):
+    """An int8 graph whose classes are shifted by one (its dense layer's outputs
+    rolled): wrong wherever the float32 graph is right."""
+    copy = exported["copy"]
+    labels = copy.predict(images, verbose=0).argmax(axis=1)  # float32: all right
+    shifted = keras.models.clone_model(copy)
+    shifted(images[:1])
+    shifted.set_weights(copy.get_weights())
+    dense = next(
+        layer for layer in shifted.layers if isinstance(layer, keras.layers.Dense)
+    )
+    dense.set_weights([np.roll(w, 1, axis=-1) for w in dense.get_weights()])
+    dataset = OnnxModelDataset(filepath=str(tmp_path / "shifted.onnx"))
+    dataset.save(shifted)
+    wrong = quantize_int8(dataset.load(), images, EXPORT)
+    with pytest.raises(ExportMismatchError, match=r"onnx_int8: test accuracy .* below"):
+        evaluate_exports(
+            mixed_model, copy, exported["onnx"], wrong, images, labels, EXPORT
+        )
+
+
+def test_the_model_card(mixed_model, exported, images):
+    copy = exported["copy"]
     labels = np.arange(len(images)) % 10
     metrics = evaluate_exports(
-        mixed_model, copy, dataset.load(), images, labels, EXPORT
+        mixed_model, copy, exported["onnx"], exported["int8"], images, labels, EXPORT
     )
     inference = base_params(
         "inference", {"resize": "pad", "batch_size": 8, "max_pixels": 1000}
@@ -149,7 +226,8 @@ def test_the_model_card(mixed_model, images, tmp_path):
         training,
         inference,
         metrics,
-        dataset.load(),
+        exported["onnx"],
+        exported["int8"],
     )
     assert card["class_names"] == OFFICIAL_CLASS_NAMES
     assert card["model_version"] == "V7"
@@ -166,6 +244,8 @@ def test_the_model_card(mixed_model, images, tmp_path):
     assert card["trained_precision"] == "mixed_bfloat16"
     assert card["training"] == training
     assert card["exports"]["onnx"]["output"] == ["probabilities"]
+    assert card["exports"]["onnx_int8"]["file"] == "model.int8.onnx"
+    assert card["exports"]["onnx_int8"]["precision"].startswith("int8")
     assert "saved_model" not in card["exports"]
     assert card["test_metrics"] is metrics
     json.dumps(card)  # JSON-ready

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -42,6 +44,57 @@ def export_formats(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 def export_onnx(model: keras.Model) -> keras.Model:
     """Return ``model`` for ONNX alone (no TensorFlow): its dataset writes it."""
     return model
+
+
+def quantize_int8(onnx_model: Any, x_val: np.ndarray, params: ExportParams) -> Any:
+    """Return ``onnx_model`` (float32) with its convolutions and matrix products in
+    int8: onnxruntime's static quantization (QDQ, per-channel weights), the
+    activations' ranges calibrated on the first ``params.int8.calibration_images``
+    validation images. ``evaluate_exports`` checks its test accuracy."""
+    import onnx  # noqa: PLC0415 - only the export needs it
+    from onnxruntime.quantization import (  # noqa: PLC0415
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    images = x_val[: params.int8.calibration_images]
+    name = onnx_model.graph.input[0].name
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(
+                {name: images[i : i + params.batch_size]}
+                for i in range(0, len(images), params.batch_size)
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    # onnxruntime's quantization reads and writes files: a folder of the node's own.
+    with tempfile.TemporaryDirectory(prefix="quantize_") as folder:
+        source, prepared, quantized = (
+            Path(folder) / f for f in ("float32.onnx", "prepared.onnx", "int8.onnx")
+        )
+        onnx.save(onnx_model, source)
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=params.int8.reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            # The probabilities stay float32: 8 bits would round them to 1/255.
+            nodes_to_exclude=[
+                n.name for n in onnx_model.graph.node if n.op_type == "Softmax"
+            ],
+        )
+        return onnx.load(quantized)
 
 
 def _onnx_probabilities(proto: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -85,6 +138,7 @@ def evaluate_exports(
     trained_model: keras.Model,
     inference_model: keras.Model,
     onnx_model: Any,
+    onnx_int8_model: Any,
     x_test: np.ndarray,
     y_test: np.ndarray,
     params: ExportParams,
@@ -94,9 +148,11 @@ def evaluate_exports(
     exported graph (read back from its file), and how far each export is from the
     float32 copy.
 
-    Raises ``ExportMismatchError`` when an export's argmax agrees with the float32
-    copy on fewer than ``params.min_argmax_agreement`` of the test images or a
-    probability differs by more than ``params.max_probability_difference``.
+    Raises ``ExportMismatchError`` when a float32 export's argmax agrees with the
+    float32 copy on fewer than ``params.min_argmax_agreement`` of the test images or
+    a probability differs by more than ``params.max_probability_difference``, or when
+    the int8 graph's test accuracy is more than ``params.int8.max_accuracy_drop_points``
+    below the float32 graph's.
     """
     batch = params.batch_size
     labels = np.asarray(y_test).astype(int)
@@ -129,6 +185,19 @@ def evaluate_exports(
                 f"difference {check['max_probability_difference']:.2e} (at most "
                 f"{params.max_probability_difference:.0e} expected)"
             )
+    int8 = _onnx_probabilities(onnx_int8_model, x_test, batch)
+    metrics["accuracy"]["onnx_int8"] = _accuracy(int8, labels)
+    metrics["onnx_int8_vs_float32_copy"] = _agreement(int8, copy)
+    drop = 100 * (metrics["accuracy"]["onnx"] - metrics["accuracy"]["onnx_int8"])
+    metrics["onnx_int8_accuracy_drop_points"] = drop
+    if drop > params.int8.max_accuracy_drop_points:
+        problems.append(
+            f"onnx_int8: test accuracy {metrics['accuracy']['onnx_int8']:.4f}, "
+            f"{drop:.2f} points below the float32 graph's (at most "
+            f"{params.int8.max_accuracy_drop_points} expected: "
+            "export.int8.max_accuracy_drop_points; more calibration_images or "
+            "reduce_range: false may help)"
+        )
     difference = 100 * (
         metrics["accuracy"]["onnx"] - metrics["accuracy"]["trained_model"]
     )
@@ -138,7 +207,7 @@ def evaluate_exports(
         len(labels),
         metrics["accuracy"]["trained_model"],
         metrics["accuracy"]["float32_copy"],
-        ", ".join(f"{n} {metrics['accuracy'][n]:.4f}" for n in engines),
+        ", ".join(f"{n} {metrics['accuracy'][n]:.4f}" for n in [*engines, "onnx_int8"]),
     )
     if problems:
         raise ExportMismatchError(
@@ -157,16 +226,16 @@ def evaluate_exports(
     return metrics
 
 
-def _onnx_spec(proto: Any) -> dict[str, Any]:
+def _onnx_spec(proto: Any, file: str, precision: str) -> dict[str, Any]:
     def names(values: Any) -> list[str]:
         return [v.name for v in values]
 
     return {
-        "file": "model.onnx",
+        "file": file,
         "input": names(proto.graph.input),
         "output": names(proto.graph.output),
         "opset": {o.domain or "ai.onnx": o.version for o in proto.opset_import},
-        "precision": "float32",
+        "precision": precision,
         "producer": f"{proto.producer_name} {proto.producer_version}".replace(
             " None", ""
         ).strip(),
@@ -181,10 +250,16 @@ def make_model_card(
     inference_params: InferenceParams,
     export_metrics: dict[str, Any],
     onnx_model: Any,
+    onnx_int8_model: Any,
 ) -> dict[str, Any]:
     """Return the model card of the export: classes, input and output, preprocessing,
     the training's fingerprint, the model version and the test metrics."""
-    exports = {"onnx": _onnx_spec(onnx_model)}
+    exports = {
+        "onnx": _onnx_spec(onnx_model, "model.onnx", "float32"),
+        "onnx_int8": _onnx_spec(
+            onnx_int8_model, "model.int8.onnx", "int8 (static, per-channel weights)"
+        ),
+    }
     if "saved_model" in export_metrics["accuracy"]:
         exports["saved_model"] = {
             "folder": "saved_model",

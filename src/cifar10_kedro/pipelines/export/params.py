@@ -14,8 +14,21 @@ from cifar10_kedro.params_base import (
 )
 
 
+class Int8Params(Params):
+    """The int8 ONNX graph: onnxruntime's static quantization of the float32 graph."""
+
+    # Validation images that calibrate the activations' ranges (never test images).
+    calibration_images: PositiveInt
+    # 7-bit weights: CPUs without VNNI multiply int8 in 16-bit sums that saturate on
+    # full-range weights (AVX2's u8s8 kernels); with VNNI it costs a little accuracy.
+    reduce_range: bool
+    # The run fails when the int8 graph's test accuracy is more than this many points
+    # below the float32 graph's.
+    max_accuracy_drop_points: NonNegativeFloat
+
+
 class ExportParams(Params):
-    """How the exported graphs are checked against the Keras model."""
+    """How the exported graphs are made and checked against the Keras model."""
 
     batch_size: PositiveInt
     # The exported graph against the float32 Keras copy it came from, on the test set.
@@ -24,3 +37,4 @@ class ExportParams(Params):
     # The exported graph against the model as trained (e.g. mixed bfloat16), in
     # accuracy points; above it the run warns (precision differs by design).
     max_accuracy_difference_points: NonNegativeFloat
+    int8: Int8Params

@@ -14,6 +14,7 @@ from .nodes import (
     export_onnx,
     make_inference_model,
     make_model_card,
+    quantize_int8,
 )
 
 
@@ -39,11 +40,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="export_formats",
             ),
             Node(
+                quantize_int8,
+                inputs=["onnx_model", "x_val", "params:export"],
+                outputs="onnx_int8_model",
+                name="quantize_int8",
+            ),
+            Node(
                 evaluate_exports,
                 inputs={
                     "trained_model": "trained_model",
                     "inference_model": "inference_model",
                     "onnx_model": "onnx_model",
+                    "onnx_int8_model": "onnx_int8_model",
                     "x_test": "x_test",
                     "y_test": "y_test",
                     "params": "params:export",
@@ -62,6 +70,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:inference",
                     "export_metrics",
                     "onnx_model",
+                    "onnx_int8_model",
                 ],
                 outputs="model_card",
                 name="make_model_card",
