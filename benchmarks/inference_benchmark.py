@@ -19,7 +19,8 @@ writes to ``--output`` (JSON):
   files and for camera-sized JPEGs (1024x768, made from test images);
 * prediction alone (batch 1000, the better of two passes) with the model as trained
   (mixed bfloat16 where the training machine chose it), its float32 inference copy, the
-  ONNX graph under onnxruntime and the TensorFlow SavedModel;
+  ONNX graph under onnxruntime, float32 and int8 (the export pipeline's quantization,
+  calibrated on the environment's validation images), and the TensorFlow SavedModel;
 * ``model.predict`` pass by pass, beside the ``predict_on_batch`` loop the project uses;
 * the bound that arithmetic sets: the model's multiply-adds an image (convolutions and
   dense layers), this machine's best float32 matrix-multiply rate (NumPy's BLAS on
@@ -112,7 +113,9 @@ def rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1)
 
 
-def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def engines(
+    model: Any, tmp: Path, x_val: np.ndarray, export: Any
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Predict functions (batch 1000) of the trained model and of each export."""
     import onnxruntime as ort  # noqa: PLC0415
 
@@ -121,6 +124,7 @@ def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarra
         SavedModelDataset,
     )
     from cifar10_kedro.model_card import model_precision  # noqa: PLC0415
+    from cifar10_kedro.pipelines.export.nodes import quantize_int8  # noqa: PLC0415
     from cifar10_kedro.prediction import (  # noqa: PLC0415
         float32_inference_copy,
         predict_probabilities,
@@ -129,14 +133,15 @@ def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarra
     copy = float32_inference_copy(model)
     onnx_dataset = OnnxModelDataset(filepath=str(tmp / "model.onnx"))
     onnx_dataset.save(copy)
-    onnx = ort.InferenceSession(
-        str(tmp / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    int8 = quantize_int8(onnx_dataset.load(), x_val, export)
 
-    def run_onnx(x: np.ndarray) -> np.ndarray:
-        return np.concatenate(
+    def onnx_runner(proto: Any) -> Callable[[np.ndarray], np.ndarray]:
+        session = ort.InferenceSession(
+            proto.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        return lambda x: np.concatenate(
             [
-                onnx.run(None, {"image": x[i : i + BATCH]})[0]
+                session.run(None, {"image": x[i : i + BATCH]})[0]
                 for i in range(0, len(x), BATCH)
             ]
         )
@@ -146,7 +151,8 @@ def engines(model: Any, tmp: Path) -> dict[str, Callable[[np.ndarray], np.ndarra
             model, x, BATCH
         ),
         "keras_float32_copy": lambda x: predict_probabilities(copy, x, BATCH),
-        "onnxruntime_float32": run_onnx,
+        "onnxruntime_float32": onnx_runner(onnx_dataset.load()),
+        "onnxruntime_int8": onnx_runner(int8),
     }
     if _has_tensorflow():
         saved = SavedModelDataset(filepath=str(tmp / "saved_model"))
@@ -291,6 +297,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
             ImageSourceDataset,
         )
         from cifar10_kedro.model_version import resolve_model_version  # noqa: PLC0415
+        from cifar10_kedro.pipelines.export.params import (  # noqa: PLC0415
+            ExportParams,
+        )
         from cifar10_kedro.pipelines.inference.params import (  # noqa: PLC0415
             InferenceParams,
         )
@@ -306,7 +315,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
             inference = context.params["inference"]
             if isinstance(inference, dict):  # not yet validated into its model
                 inference = InferenceParams.model_validate(inference)
+            export = context.params["export"]
+            if isinstance(export, dict):
+                export = ExportParams.model_validate(export)
             model = context.catalog.load("trained_model")
+            x_val = context.catalog.load("x_val")
             results["model_version"] = resolve_model_version(context.catalog)
 
         decoded = {}
@@ -325,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:  # noqa: PLR0915
         results["photos_decode_resize_img_s"] = photo_rates(pixels, inference)
 
         predict = {}
-        for name, function in engines(model, tmp).items():
+        for name, function in engines(model, tmp, x_val, export).items():
             # The better of two passes: on a shared 2-core machine one pass can lose a
             # third of its speed to a neighbour.
             predict[name] = max(pass_rates(function, pixels, 2))

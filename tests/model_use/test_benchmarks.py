@@ -46,15 +46,17 @@ def test_inference_benchmark(trained_project, cifar10_subset, tmp_path):
     assert figures["images"] == 300
     assert figures["end_to_end_img_s"] > 0 and "end_to_end_img_s" in out
     assert all(v > 0 for v in figures["read_decode_resize_img_s"].values())
-    assert set(figures["predict_img_s_batch_1000"]) == {
-        "keras_as_trained_float32",
+    engines = set(figures["predict_img_s_batch_1000"])
+    # The model as trained, in the precision `auto` chose on this machine.
+    (trained,) = (name for name in engines if name.startswith("keras_as_trained_"))
+    assert trained.removeprefix("keras_as_trained_") in {"float32", "mixed_bfloat16"}
+    assert engines - {trained} == {
         "keras_float32_copy",
         "onnxruntime_float32",
+        "onnxruntime_int8",
         "tf_saved_model_float32",
-    } or any(
-        k.startswith("keras_as_trained_mixed")
-        for k in figures["predict_img_s_batch_1000"]
-    )
+    }
+    assert all(rate > 0 for rate in figures["predict_img_s_batch_1000"].values())
     assert figures["machine"]["cores"] == os.cpu_count()
     assert len(figures["keras_model_predict_passes_img_s"]) == 4
     assert "keras_model_predict_passes_img_s" in out
