@@ -5,6 +5,7 @@ Usage (from the project root, after a training run of the environment)::
 
     python benchmarks/service_benchmark.py --env smoke
     python benchmarks/service_benchmark.py --env smoke --requests 200 --seconds 10
+    python benchmarks/service_benchmark.py --env smoke --engine onnx_int8  # after export
 
 It starts `kedro serve --env ENV --log-level warning` (no access log) as a subprocess,
 sends CIFAR-10 test JPEGs (from the archive CIFAR10_RAW_PATH names) as multipart
@@ -63,10 +64,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(env: str | None, log: Path):
+def server(env: str | None, engine: str | None, log: Path):
     port = free_port()
     command = [sys.executable, "-m", "kedro", "serve", "--port", str(port)]
     command += ["--log-level", "warning"] + (["--env", env] if env else [])
+    command += ["--engine", engine] if engine else []
     environment = {k: v for k, v in os.environ.items() if k != "CIFAR10_API_TOKEN"}
     with log.open("w") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=out)
@@ -160,6 +162,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--env", default=None, help="configuration environment (default: base)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=["keras", "onnx_int8"],
+        help="kedro serve --engine (default: serving.engine)",
+    )
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=32)
@@ -181,9 +188,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         + " ".join(argv or sys.argv[1:]),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
+        "engine": args.engine or "serving.engine",
     }
     with tempfile.TemporaryDirectory(prefix="service_benchmark_") as tmp:
-        with server(args.env, Path(tmp) / "server.log") as url:
+        with server(args.env, args.engine, Path(tmp) / "server.log") as url:
             results["model_version"] = httpx.get(f"{url}/v1/health").json()[
                 "model_version"
             ]

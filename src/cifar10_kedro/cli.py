@@ -59,6 +59,13 @@ def cli() -> None:
     "newest by default.",
 )
 @click.option(
+    "--engine",
+    default=None,
+    type=click.Choice(["keras", "onnx_int8"]),
+    help="What predicts, instead of serving.engine: the Keras model, or its int8 "
+    "ONNX export of the same version (kedro run --pipeline export).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow a non-loopback --host without an API token.",
@@ -76,6 +83,7 @@ def serve(  # noqa: PLR0913
     port: int | None,
     env: str | None,
     model_version: str | None,
+    engine: str | None,
     insecure: bool,
     log_level: str,
 ) -> None:
@@ -107,7 +115,7 @@ def serve(  # noqa: PLR0913
             "127.0.0.1, or pass "
             "--insecure to serve without a token."
         )
-    config = load_service_config(project_path, env, model_version)
+    config = load_service_config(project_path, env, model_version, engine)
     if token:
         click.echo(f"Requests need the API token in {serving.token_env_var}.")
     elif not is_loopback(host):

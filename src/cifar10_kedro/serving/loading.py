@@ -87,11 +87,57 @@ def _card(catalog: Any, **fields: Any) -> dict[str, Any]:
     return build_model_card(**fields)
 
 
+INT8 = "onnx_int8_model"
+
+
+def _onnx_predict(proto: Any) -> Any:
+    import onnxruntime as ort  # noqa: PLC0415 - the onnx_int8 engine alone needs it
+
+    session = ort.InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: images})[0]
+
+    return predict
+
+
+def _int8_export(catalog: Any, model_version: str) -> Any:
+    """The int8 ONNX graph of the newest export, if that export is of
+    ``model_version`` (an export carries its own run's version; its model card names
+    the model's)."""
+    export = (
+        f"`kedro run --pipeline export --load-versions {MODEL}:{model_version}`, or "
+        "serve with --engine keras"
+    )
+    try:
+        card_version = catalog.get("model_card").resolve_load_version()
+        card = catalog.load("model_card")
+    except DatasetError:
+        raise DatasetError(
+            f"No int8 export of {MODEL} version {model_version}: nothing was exported "
+            f"yet. Run {export}."
+        ) from None
+    if card.get("model_version") != model_version:
+        raise DatasetError(
+            f"No int8 export of {MODEL} version {model_version}: the newest export "
+            f"({card_version}) is of version {card.get('model_version')}. Run {export}."
+        )
+    return _load_version(catalog, INT8, card_version, f". Run {export}.")
+
+
 def load_service_config(
-    project_path: Path, env: str | None, model_version: str | None
+    project_path: Path,
+    env: str | None,
+    model_version: str | None,
+    engine: str | None = None,
 ) -> ServiceConfig:
     """Return the ServiceConfig of the model ``env``'s catalog loads (``model_version``,
-    or the newest), warmed up so that the first request is not slow."""
+    or the newest), warmed up so that the first request is not slow. ``engine``
+    (``serving.engine`` when None): ``keras``, the model itself; ``onnx_int8``, its
+    int8 ONNX export of the same version."""
     bootstrap_project(project_path)
     with KedroSession.create(project_path=project_path, env=env) as session:
         context = session.load_context()
@@ -99,6 +145,7 @@ def load_service_config(
         params = context.params
         inference = _group(params, "inference", InferenceParams)
         serving = _group(params, "serving", ServingParams)
+        engine = engine or serving.engine
         model, version = _load_model(catalog, model_version)
         class_names = [str(c) for c in catalog.load("class_names")]
         check_model(model, class_names)
@@ -111,14 +158,23 @@ def load_service_config(
             resize=inference.resize,
             max_pixels=inference.max_pixels,
         )
+        if engine == "onnx_int8":
+            predict = _onnx_predict(_int8_export(catalog, version))
+        else:
 
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_on_batch(images))
+            def predict(images: np.ndarray) -> np.ndarray:
+                return np.asarray(model.predict_on_batch(images))
 
     # Traces the predict function for a single image and for other batch sizes.
     for size in (1, 2, 3):
         predict(np.zeros((size, 32, 32, 3), dtype=np.uint8))
-    logger.info("Serving %s version %s (%s).", MODEL, version, model.name)
+    logger.info(
+        "Serving %s version %s (%s) with the %s engine.",
+        MODEL,
+        version,
+        model.name,
+        engine,
+    )
     return ServiceConfig(
         predict=predict,
         class_names=class_names,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,10 @@ from cifar10_kedro.params_base import NonEmptyStr, Params, PositiveInt
 class ServingParams(Params):
     """Where the HTTP service listens and what it accepts."""
 
+    # What predicts: the trained Keras model, or the int8 ONNX graph that
+    # `kedro run --pipeline export` wrote for its version (onnxruntime). --engine
+    # overrides it for one start.
+    engine: Literal["keras", "onnx_int8"]
     # --host and --port override them for one start.
     host: NonEmptyStr
     port: Annotated[int, Field(ge=1, le=65535)]
