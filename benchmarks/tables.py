@@ -133,19 +133,29 @@ def _day(result: dict[str, Any]) -> str:
 
 def use_table() -> str:
     """Inference and service speed on 2 cores: a smoke model of the previous default's
-    architecture beside the default network."""
+    architecture beside the default network, on a CPU without native bfloat16 and on
+    one with it (and VNNI), where the int8 export and `kedro serve --engine onnx_int8`
+    were measured too."""
     runs = [
-        ("64/128/256 smoke model", "inference.json", "service.json"),
+        ("64/128/256 smoke model, AVX2", "inference.json", "service.json", None),
         (
-            "default network, 64/256/256",
+            "default network, AVX2",
             "inference-default-avx2.json",
             "service-default-avx2.json",
+            None,
+        ),
+        (
+            "default network, AVX512-BF16 and VNNI",
+            "inference-default-avx512bf16.json",
+            "service-default-keras-avx512bf16.json",
+            "service-default-onnx_int8-avx512bf16.json",
         ),
     ]
     figures = []
     headers = []
-    for label, inference, service in runs:
+    for label, inference, service, service_int8 in runs:
         i, v = _load(inference), _load(service)
+        q = _load(service_int8) if service_int8 else None
         headers.append(f"{label} (`{inference}`, {_day(i)})")
         predict = i["predict_img_s_batch_1000"]
         # Named after the precision the training machine chose.
@@ -173,10 +183,18 @@ def use_table() -> str:
                 _spread(i.get("keras_model_predict_passes_img_s")),
                 f"{predict['keras_float32_copy']:,.0f}",
                 f"{predict['onnxruntime_float32']:,.0f}",
+                f"{predict['onnxruntime_int8']:,.0f}"
+                if "onnxruntime_int8" in predict
+                else "-",
                 f"{predict['tf_saved_model_float32']:,.0f}",
                 f"{v['one_image_latency']['p50_ms']:.1f} / "
                 f"{v['one_image_latency']['p99_ms']:.1f}",
                 f"{v['concurrent_batches']['img_s']:,.0f}",
+                f"{q['one_image_latency']['p50_ms']:.1f} / "
+                f"{q['one_image_latency']['p99_ms']:.1f}"
+                if q
+                else "-",
+                f"{q['concurrent_batches']['img_s']:,.0f}" if q else "-",
                 *bound,
             ]
         )
@@ -188,9 +206,12 @@ def use_table() -> str:
         "the same with `model.predict` (not used), slowest - fastest of 4 passes",
         "Keras float32 inference copy, images/s",
         "ONNX graph, onnxruntime (float32), images/s",
+        "int8 ONNX graph (the export's quantization), onnxruntime, images/s",
         "TensorFlow SavedModel (float32), images/s",
         "`kedro serve` one-image latency p50 / p99, ms (target p50 20)",
         "`kedro serve`, 8 clients x batches of 32, images/s (target 1,000)",
+        "`kedro serve --engine onnx_int8` one-image latency p50 / p99, ms",
+        "`kedro serve --engine onnx_int8`, 8 clients x batches of 32, images/s",
         "multiply-adds an image (convolutions, dense), millions",
         "best float32 matrix multiply on these cores (NumPy), GFLOP/s",
         "images/s that rate allows the multiply-adds alone",

@@ -46,6 +46,25 @@ def export_onnx(model: keras.Model) -> keras.Model:
     return model
 
 
+# CPU flags of integer dot products (Linux's names): int8 without 16-bit saturation.
+VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies int8 with VNNI (or AMX), from ``cpuinfo``."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux: assume not, the safe choice
+        return False
+    flags = {
+        f
+        for line in text.splitlines()
+        if line.startswith("flags")
+        for f in line.split()
+    }
+    return bool(flags & VNNI_FLAGS)
+
+
 def quantize_int8(onnx_model: Any, x_val: np.ndarray, params: ExportParams) -> Any:
     """Return ``onnx_model`` (float32) with its convolutions and matrix products in
     int8: onnxruntime's static quantization (QDQ, per-channel weights), the
@@ -62,6 +81,15 @@ def quantize_int8(onnx_model: Any, x_val: np.ndarray, params: ExportParams) -> A
 
     images = x_val[: params.int8.calibration_images]
     name = onnx_model.graph.input[0].name
+    reduce_range = params.int8.reduce_range
+    if reduce_range == "auto":
+        reduce_range = not has_vnni()
+    logger.info(
+        "Quantizing the ONNX graph to int8 (%s-bit weights), calibrated on %d "
+        "validation images.",
+        7 if reduce_range else 8,
+        len(images),
+    )
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
@@ -86,7 +114,7 @@ def quantize_int8(onnx_model: Any, x_val: np.ndarray, params: ExportParams) -> A
             Batches(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=params.int8.reduce_range,
+            reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             # The probabilities stay float32: 8 bits would round them to 1/255.
@@ -195,8 +223,8 @@ def evaluate_exports(
             f"onnx_int8: test accuracy {metrics['accuracy']['onnx_int8']:.4f}, "
             f"{drop:.2f} points below the float32 graph's (at most "
             f"{params.int8.max_accuracy_drop_points} expected: "
-            "export.int8.max_accuracy_drop_points; more calibration_images or "
-            "reduce_range: false may help)"
+            "export.int8.max_accuracy_drop_points; more calibration_images or the "
+            "other export.int8.reduce_range may help)"
         )
     difference = 100 * (
         metrics["accuracy"]["onnx"] - metrics["accuracy"]["trained_model"]

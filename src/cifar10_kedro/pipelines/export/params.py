@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -19,9 +19,10 @@ class Int8Params(Params):
 
     # Validation images that calibrate the activations' ranges (never test images).
     calibration_images: PositiveInt
-    # 7-bit weights: CPUs without VNNI multiply int8 in 16-bit sums that saturate on
-    # full-range weights (AVX2's u8s8 kernels); with VNNI it costs a little accuracy.
-    reduce_range: bool
+    # 7-bit weights. CPUs without VNNI multiply int8 in 16-bit sums that saturate on
+    # full-range weights (AVX2's u8s8 kernels); with VNNI, full range keeps the
+    # accuracy and 7 bits lose it. auto: true unless this CPU has VNNI.
+    reduce_range: bool | Literal["auto"]
     # The run fails when the int8 graph's test accuracy is more than this many points
     # below the float32 graph's.
     max_accuracy_drop_points: NonNegativeFloat
