@@ -515,6 +515,33 @@ def completed_epochs(state: Path) -> int:
         return 0
 
 
+def checkpoint_state(checkpoints: Path) -> Path:
+    """The state file of the one checkpoint folder under ``checkpoints`` (a folder per
+    training configuration), or where it will be."""
+    found = list(checkpoints.glob("*/state.json"))
+    return found[0] if found else checkpoints / "none" / "state.json"
+
+
+def kill_after_epochs(
+    project: Path, args: list[str], env: dict[str, str], log: Path, checkpoints: Path
+) -> int:
+    """Run `kedro ARGS` in ``project`` and kill it with SIGKILL (no clean-up of any
+    kind) once two epochs are checkpointed under ``checkpoints``; return how many
+    epochs were by then."""
+    killed = start(kedro_args(*args), cwd=project, env=env, log=log)
+    try:
+        deadline = time.monotonic() + 300
+        while completed_epochs(checkpoint_state(checkpoints)) < 2:  # noqa: PLR2004
+            assert killed.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        killed.kill()
+        killed.wait()
+    finally:
+        stop(killed)
+    return completed_epochs(checkpoint_state(checkpoints))
+
+
 @pytest.mark.slow
 def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
     project = make_project_copy(tmp_path / "project")
@@ -525,28 +552,10 @@ def test_killed_kedro_run_resumes_from_the_last_completed_epoch(tmp_path):
     command = ["run", "--env", "smoke"]
     command += ["--params", f"model_training.fit.epochs={epochs}"]
 
-    def state() -> Path:
-        """The state file of the run's checkpoint folder (one per configuration)."""
-        found = list(checkpoints.glob("*/state.json"))
-        return found[0] if found else checkpoints / "none" / "state.json"
-
     env = environment(CIFAR10_RAW_PATH=str(raw))
-
-    killed = start(
-        kedro_args(*command), cwd=project, env=env, log=tmp_path / "killed.log"
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while completed_epochs(state()) < 2:  # noqa: PLR2004
-            assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        killed.kill()  # SIGKILL: no clean-up of any kind
-        killed.wait()
-    finally:
-        stop(killed)
-    folder = state().parent
-    done = completed_epochs(state())
+    log = tmp_path / "killed.log"
+    done = kill_after_epochs(project, command, env, log, checkpoints)
+    folder = checkpoint_state(checkpoints).parent
     assert 2 <= done < epochs  # noqa: PLR2004
     assert not versions(data, "06_models/model.keras")  # the killed run saved none
 

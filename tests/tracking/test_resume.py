@@ -3,19 +3,16 @@ and the interrupted training's run, left RUNNING by the killed process, is ended
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.pipelines.test_pipelines import make_project_copy, versions
 from tests.pipelines.test_reliability import (
-    completed_epochs,
+    kill_after_epochs,
     tree_members,
     write_tar_gz,
 )
-from tests.processes import environment, kedro_args, start, stop
+from tests.processes import environment
 from tests.tracking.conftest import EXPERIMENT, kedro_run, store_uri
 
 
@@ -30,27 +27,11 @@ def test_a_resumed_training_is_recorded_whole_and_ends_the_interrupted_run(tmp_p
     args = ["--params", f"model_training.fit.epochs={epochs}"]
     env = environment(CIFAR10_RAW_PATH=str(raw), MLFLOW_TRACKING_URI=uri)
 
-    def state() -> Path:
-        found = list(checkpoints.glob("*/state.json"))
-        return found[0] if found else checkpoints / "none" / "state.json"
-
-    killed = start(
-        kedro_args("run", "--env", "smoke", *args),
-        cwd=project,
-        env=env,
-        log=tmp_path / "killed.log",
+    log = tmp_path / "killed.log"
+    # SIGKILL: the MLflow run is left RUNNING, nothing cleans up.
+    done = kill_after_epochs(
+        project, ["run", "--env", "smoke", *args], env, log, checkpoints
     )
-    try:
-        deadline = time.monotonic() + 300
-        while completed_epochs(state()) < 2:  # noqa: PLR2004
-            assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        killed.kill()  # SIGKILL: the MLflow run is left RUNNING, nothing cleans up
-        killed.wait()
-    finally:
-        stop(killed)
-    done = completed_epochs(state())
     assert 2 <= done < epochs  # noqa: PLR2004
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
