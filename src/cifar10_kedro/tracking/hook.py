@@ -239,9 +239,8 @@ class TrackingHook:
         if problem is not None:
             logger.warning(
                 "MLflow tracking store %s cannot be reached (%s): this run is not "
-                "recorded; its outputs are saved as usual. Set MLFLOW_TRACKING_URI or "
-                "server.mlflow_tracking_uri in conf/<env>/mlflow.yml, or turn tracking "
-                "off with CIFAR10_KEDRO_TRACKING=false.",
+                "recorded; its outputs are saved as usual. Set MLFLOW_TRACKING_URI (or "
+                "mlflow.yml's server), or CIFAR10_KEDRO_TRACKING=false.",
                 uri,
                 problem,
             )
@@ -298,17 +297,11 @@ class TrackingHook:
                 order_by=["attributes.start_time ASC"],
             )
             parents = [r.info.run_id for r in found if PARENT_TAG not in r.data.tags]
-            if not parents:
-                logger.info("MLflow: no recorded run saved %s %s.", name, version)
-                return {tag: version}
+            parent = parents[0] if parents else "none recorded"
             logger.info(
-                "MLflow: this run loads %s %s; it is recorded as a child of run %s, "
-                "which saved it.",
-                name,
-                version,
-                parents[0],
+                "MLflow: this run loads %s %s, saved by run %s.", name, version, parent
             )
-            return {tag: version, PARENT_TAG: parents[0]}
+            return {tag: version, **({PARENT_TAG: parents[0]} if parents else {})}
         return {}
 
     @hook_impl
@@ -422,16 +415,11 @@ class TrackingHook:
             self._client.set_tag(run_id, "resumed_in", self._run_id)
             self._client.set_terminated(run_id, "KILLED")
         prefix = f"{namespace}." if namespace else ""
-        self._tag(
-            {
-                f"{prefix}resumed_at_epoch": epoch,
-                **({f"{prefix}resumed_from": ",".join(ended)} if ended else {}),
-            }
-        )
+        tags = {f"{prefix}resumed_at_epoch": epoch}
+        self._tag(tags | ({f"{prefix}resumed_from": ",".join(ended)} if ended else {}))
         logger.info(
-            "MLflow: training resumed at epoch %d; its epochs restored from the "
-            "checkpoint are logged to this run. Runs of the interrupted training "
-            "ended as KILLED: %s.",
+            "MLflow: training resumed at epoch %d; the checkpoint's epochs are logged "
+            "to this run; the interrupted training's runs ended as KILLED: %s.",
             epoch,
             ", ".join(ended) or "none recorded",
         )

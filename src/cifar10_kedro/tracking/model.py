@@ -59,7 +59,11 @@ def log_model(catalog: Any, versions: dict[str, str], name: str) -> None:
             requirements.append(f"{package}=={version(package)}")
     columns = [ColSpec("string", "image"), ColSpec("string", "file", required=False)]
     model = KedroPipelineModel(pipeline=pipeline, catalog=pinned, input_name=REQUEST)
-    with tempfile.TemporaryDirectory() as folder, _quiet():
+    # No progress bars in the run's log (MLflow reads this as each upload starts).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        # An input example would be run while the model is logged: none is given.
+        warnings.filterwarnings("ignore", ".*An input example was not provided")
         mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
@@ -70,21 +74,3 @@ def log_model(catalog: Any, versions: dict[str, str], name: str) -> None:
             code_paths=[str(Path(cifar10_kedro.__file__).parent)],
             pip_requirements=requirements,
         )
-
-
-@contextlib.contextmanager
-def _quiet():
-    """No progress bars, and no advice to give an input example (one would be run
-    while the model is logged)."""
-    bar = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    previous = os.environ.get(bar)
-    os.environ[bar] = "false"
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*An input example was not provided")
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop(bar, None)
-        else:
-            os.environ[bar] = previous
