@@ -177,6 +177,9 @@ def use_table() -> str:
         figures.append(
             [
                 f"{i['end_to_end_img_s']:,.0f}",
+                f"{i['end_to_end_int8_img_s']:,.0f}"
+                if "end_to_end_int8_img_s" in i
+                else "-",
                 f"{i['read_decode_resize_img_s']['workers_default']:,.0f}",
                 f"{photos['workers_1']:,.0f} / {photos['workers_default']:,.0f}",
                 f"{predict[trained]:,.0f} ({precision})",
@@ -200,6 +203,7 @@ def use_table() -> str:
         )
     names = [
         "inference pipeline end to end, 10,000 JPEG files, images/s (target 2,000)",
+        "the same, `--pipeline inference_int8` (the int8 export), images/s",
         "reading + decoding + resizing 32x32 files, images/s",
         "decoding + resizing 1024x768 photos, images/s, 1 thread / one per core",
         "prediction alone (batch 1000), Keras as trained, images/s",

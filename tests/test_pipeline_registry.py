@@ -50,3 +50,17 @@ def test_every_node_that_saves_a_trained_model_is_tagged_as_training(pipelines):
         n.name for p in pipelines.values() for n in p.nodes if TRAINS_MODEL in n.tags
     }
     assert tagged == set(trainers)
+
+
+def test_inference_int8_is_inference_with_the_int8_export(pipelines):
+    """The same nodes and outputs as `inference`, reading the int8 export in place of
+    the Keras model (and its version from the export itself)."""
+    plain, int8 = pipelines["inference"], pipelines["inference_int8"]
+    assert {n.name for n in int8.nodes} == {
+        *(n.name for n in plain.nodes),
+        "read_int8_model_version",
+    }
+    assert int8.all_outputs() >= plain.all_outputs()
+    assert "trained_model" in plain.inputs() and "trained_model" not in int8.inputs()
+    assert "onnx_int8_model" in int8.inputs()
+    assert "trained_model_version" not in int8.inputs()

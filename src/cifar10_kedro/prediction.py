@@ -4,37 +4,86 @@ pipeline, the HTTP service and the notebook."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
+if TYPE_CHECKING:
+    import onnx
+
 # The layer names that architectures.assemble gives every model.
 AUGMENTATION_LAYER = "augmentation"
 INPUT_NAME = "image"
+# The metadata key under which the int8 ONNX export records the trained_model
+# version it came from (quantize_int8), so that its predictions name it.
+ONNX_MODEL_VERSION = "cifar10_kedro.model_version"
 
 
-def check_model(model: keras.Model, class_names: list[str]) -> None:
-    """Raise ValueError unless ``model`` takes (N, 32, 32, 3) images and predicts one
-    probability per class of ``class_names``."""
-    shape = tuple(model.input_shape[1:])
+def _shapes(model: keras.Model | onnx.ModelProto) -> tuple[tuple, int]:
+    """The image shape a model takes and how many classes it predicts."""
+    if isinstance(model, keras.Model):
+        return tuple(model.input_shape[1:]), model.output_shape[-1]
+
+    def dims(value: Any) -> tuple:
+        return tuple(d.dim_value or None for d in value.type.tensor_type.shape.dim)
+
+    return dims(model.graph.input[0])[1:], dims(model.graph.output[0])[-1]
+
+
+def check_model(model: keras.Model | onnx.ModelProto, class_names: list[str]) -> None:
+    """Raise ValueError unless ``model`` (Keras, or an ONNX export) takes
+    (N, 32, 32, 3) images and predicts one probability per class of ``class_names``."""
+    shape, classes = _shapes(model)
     if shape != (32, 32, 3):
         raise ValueError(
             f"trained_model takes images of shape {shape}; expected (32, 32, 3) "
             "uint8, as this project's training writes."
         )
-    if model.output_shape[-1] != len(class_names):
+    if classes != len(class_names):
         raise ValueError(
-            f"trained_model predicts {model.output_shape[-1]} classes but class_names "
+            f"trained_model predicts {classes} classes but class_names "
             f"has {len(class_names)}; expected the same number."
         )
 
 
+def onnx_predictor(model: onnx.ModelProto) -> Callable[[np.ndarray], np.ndarray]:
+    """Return a function from uint8 images (N, 32, 32, 3) to their probabilities,
+    computed by onnxruntime on the CPU (one session, made here)."""
+    import onnxruntime as ort  # noqa: PLC0415 - only ONNX graphs need it
+
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: images})[0]
+
+    return predict
+
+
+def onnx_model_version(model: onnx.ModelProto) -> str:
+    """Return the trained_model version an int8 ONNX export came from.
+
+    Raises ValueError for a graph that does not record it (exported before it did).
+    """
+    found = {p.key: p.value for p in model.metadata_props}
+    if ONNX_MODEL_VERSION not in found:
+        raise ValueError(
+            f"The ONNX graph does not record the version of trained_model it came "
+            f"from (metadata '{ONNX_MODEL_VERSION}'); export it again: kedro run "
+            "--pipeline export."
+        )
+    return found[ONNX_MODEL_VERSION]
+
+
 def predict_probabilities(
-    model: keras.Model, images: np.ndarray, batch_size: int
+    model: keras.Model | onnx.ModelProto, images: np.ndarray, batch_size: int
 ) -> np.ndarray:
     """Return the class probabilities (N, classes) float32 of uint8 ``images``, predicted
-    ``batch_size`` at a time.
+    ``batch_size`` at a time by a Keras model or an ONNX graph (onnxruntime).
 
     Reporting, the inference pipeline, the export's checks and the service all predict
     through this function or ``predict_on_batch``, so that they agree exactly. Each
@@ -44,10 +93,14 @@ def predict_probabilities(
     benchmarks/inference_benchmark.py).
     """
     if len(images) == 0:
-        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+        return np.zeros((0, _shapes(model)[1]), dtype=np.float32)
+    if isinstance(model, keras.Model):
+        predict = model.predict_on_batch
+    else:
+        predict = onnx_predictor(model)
     return np.concatenate(
         [
-            np.asarray(model.predict_on_batch(images[start : start + batch_size]))
+            np.asarray(predict(images[start : start + batch_size]))
             for start in range(0, len(images), batch_size)
         ]
     )

@@ -34,7 +34,7 @@ LAYERS = [
 ]
 # inference and export run on demand (not in __default__); kedro viz shows them when
 # selected.
-ON_DEMAND = ["inference", "export", "tta_selection"]
+ON_DEMAND = ["inference", "inference_int8", "export", "tta_selection"]
 PIPELINES = ["data_ingestion", "model_training", "reporting", "compare", *ON_DEMAND]
 # The pipelines of the default run; `compare` adds the variants to them.
 DEFAULT_PARTS = ["data_ingestion", "model_training", "reporting"]

@@ -11,9 +11,10 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from tests.pipelines.test_pipelines import make_project_copy
+from tests.pipelines.test_pipelines import make_project_copy, snapshot
 
 ENV = "smoke"
+EXPORTS = "06_models/exports"
 
 
 # The whole test set (10,000 images) for the equality checks; no test-time
@@ -33,6 +34,19 @@ def trained_project(tmp_path_factory, cifar10_subset) -> Path:
         mp.setenv("CIFAR10_RAW_PATH", str(cifar10_subset))
         run_project(project, runtime_params=FULL_TEST_SET)
     return project
+
+
+@pytest.fixture(scope="session")
+def exported(trained_project) -> Path:
+    """The trained project's data folder after `kedro run --pipeline export`."""
+    root = trained_project / "data" / ENV
+    before = snapshot(root)
+    run_project(trained_project, pipeline_names=["export"])
+    after = snapshot(root)
+    # Only new files, all under the exports folder; nothing earlier touched.
+    assert {k: after[k] for k in before} == before
+    assert all(k.startswith(EXPORTS) for k in after.keys() - before.keys())
+    return root
 
 
 def run_project(

@@ -10,6 +10,8 @@ import pytest
 
 from tests import processes
 from tests.conftest import PROJECT_ROOT
+from tests.model_use.conftest import EXPORTS
+from tests.pipelines.test_pipelines import versions
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,7 @@ def run(script: str, project, archive, *args: str) -> str:
     return completed.stdout
 
 
-def test_inference_benchmark(trained_project, cifar10_subset, tmp_path):
+def test_inference_benchmark(trained_project, exported, cifar10_subset, tmp_path):
     output = tmp_path / "inference.json"
     out = run(
         "inference_benchmark.py",
@@ -45,6 +47,9 @@ def test_inference_benchmark(trained_project, cifar10_subset, tmp_path):
     figures = json.loads(output.read_text())
     assert figures["images"] == 300
     assert figures["end_to_end_img_s"] > 0 and "end_to_end_img_s" in out
+    # The same with the int8 export of the same version (`exported` made it).
+    assert figures["end_to_end_int8_img_s"] > 0 and "end_to_end_int8_img_s" in out
+    assert len(versions(exported, f"{EXPORTS}/model.int8.onnx")) == 1
     assert all(v > 0 for v in figures["read_decode_resize_img_s"].values())
     engines = set(figures["predict_img_s_batch_1000"])
     # The model as trained, in the precision `auto` chose on this machine.

@@ -6,45 +6,42 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from cifar10_kedro.prediction import float32_inference_copy
 from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
-from tests.model_use.conftest import ENV, run_project
+from tests.model_use.conftest import ENV, EXPORTS, run_project
 from tests.model_use.server import running_server, serve_once
-from tests.pipelines.test_pipelines import latest, snapshot, versions
+from tests.pipelines.test_pipelines import latest, versions
 
 pytestmark = pytest.mark.slow
 
-EXPORTS = "06_models/exports"
-
 
 def test_serving_the_int8_engine_before_any_export_is_a_clear_error(trained_project):
-    """Before `kedro run --pipeline export` (this module's first test, before the
-    fixture below exports): the command says how to make the export."""
-    result = serve_once(trained_project, "--engine", "onnx_int8", timeout=300)
+    """Before `kedro run --pipeline export` (its outputs, if another test made them,
+    are moved aside): the command says how to make the export."""
+    exports = trained_project / "data" / ENV / EXPORTS
+    aside = exports.with_name("exports.aside")
+    if exports.exists():
+        exports.rename(aside)
+    try:
+        result = serve_once(trained_project, "--engine", "onnx_int8", timeout=300)
+    finally:
+        if aside.exists():
+            shutil.rmtree(exports, ignore_errors=True)
+            aside.rename(exports)
     assert result.returncode != 0
     assert "No int8 export of trained_model version" in result.output
     assert "kedro run --pipeline export --load-versions trained_model:" in result.output
-
-
-@pytest.fixture(scope="module")
-def exported(trained_project) -> Path:
-    root = trained_project / "data" / "smoke"
-    before = snapshot(root)
-    run_project(trained_project, pipeline_names=["export"])
-    after = snapshot(root)
-    # Only new files, all under the exports folder; nothing earlier touched.
-    assert {k: after[k] for k in before} == before
-    assert all(k.startswith(EXPORTS) for k in after.keys() - before.keys())
-    return root
 
 
 def test_one_version_of_each_export(exported):
@@ -190,3 +187,45 @@ def test_kedro_serve_answers_with_the_int8_graph(exported, trained_project, tmp_
         [p["confidence"] for p in predictions], expected.max(axis=1), rtol=1e-4
     )
     assert "with the onnx_int8 engine" in log.read_text()
+
+
+def test_the_inference_int8_pipeline_classifies_with_the_int8_graph(
+    exported, trained_project, test_image_folder
+):
+    """`kedro run --pipeline inference_int8`: the inference pipeline's outputs, the
+    int8 export's predictions, named with the trained_model version exported."""
+    from tests.model_use.test_inference_pipeline import (  # noqa: PLC0415
+        OUTPUTS,
+        official_order,
+    )
+
+    before = versions(exported, OUTPUTS[0])
+    run_project(
+        trained_project,
+        runtime_params={"inference": {"input_path": str(test_image_folder)}},
+        pipeline_names=["inference_int8"],
+    )
+    assert len(versions(exported, OUTPUTS[0])) == len(before) + 1
+    assert all(latest(exported, output).is_file() for output in OUTPUTS)
+    table = pd.read_csv(latest(exported, OUTPUTS[0])).set_index("file")
+    ours = table.loc[official_order(test_image_folder)]
+    assert set(ours["model_version"]) == {
+        versions(exported, "06_models/model.keras")[-1]
+    }
+
+    x_test, _ = load_test_set(exported)
+    session = ort.InferenceSession(
+        str(latest(exported, f"{EXPORTS}/model.int8.onnx")),
+        providers=["CPUExecutionProvider"],
+    )
+    expected = np.concatenate(
+        [
+            session.run(None, {"image": x_test[i : i + 1000]})[0]
+            for i in range(0, 10_000, 1000)
+        ]
+    )
+    classes = [OFFICIAL_CLASS_NAMES[i] for i in expected.argmax(axis=1)]
+    assert (ours["predicted_class"].to_numpy() == classes).all()
+    np.testing.assert_allclose(
+        ours["confidence"].to_numpy(), expected.max(axis=1), atol=1e-5
+    )

@@ -15,7 +15,7 @@ from kedro.io import DatasetError, Version
 from cifar10_kedro.model_card import build_model_card
 from cifar10_kedro.model_version import MODEL, UNVERSIONED, resolve_model_version
 from cifar10_kedro.pipelines.inference.params import InferenceParams
-from cifar10_kedro.prediction import check_model
+from cifar10_kedro.prediction import check_model, onnx_predictor
 from cifar10_kedro.serving.app import ServiceConfig
 from cifar10_kedro.serving.params import ServingParams
 
@@ -90,20 +90,6 @@ def _card(catalog: Any, **fields: Any) -> dict[str, Any]:
 INT8 = "onnx_int8_model"
 
 
-def _onnx_predict(proto: Any) -> Any:
-    import onnxruntime as ort  # noqa: PLC0415 - the onnx_int8 engine alone needs it
-
-    session = ort.InferenceSession(
-        proto.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    name = session.get_inputs()[0].name
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: images})[0]
-
-    return predict
-
-
 def _int8_export(catalog: Any, model_version: str) -> Any:
     """The int8 ONNX graph of the newest export, if that export is of
     ``model_version`` (an export carries its own run's version; its model card names
@@ -159,7 +145,7 @@ def load_service_config(
             max_pixels=inference.max_pixels,
         )
         if engine == "onnx_int8":
-            predict = _onnx_predict(_int8_export(catalog, version))
+            predict = onnx_predictor(_int8_export(catalog, version))
         else:
 
             def predict(images: np.ndarray) -> np.ndarray:

@@ -24,9 +24,11 @@ from cifar10_kedro.pipelines.model_training.architectures import (
     assemble,
     whitening_weights,
 )
+from cifar10_kedro.prediction import onnx_model_version
 from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 
 EXPORT = base_params("export", {"batch_size": 16})
+VERSION = "2026-12-03T10.00.00.000Z"  # the trained_model version exported
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,11 @@ def exported(mixed_model, images, tmp_path_factory) -> dict:
     dataset = OnnxModelDataset(filepath=str(tmp_path_factory.mktemp("onnx") / "m.onnx"))
     dataset.save(copy)
     onnx = dataset.load()
-    return {"copy": copy, "onnx": onnx, "int8": quantize_int8(onnx, images, EXPORT)}
+    return {
+        "copy": copy,
+        "onnx": onnx,
+        "int8": quantize_int8(onnx, images, VERSION, EXPORT),
+    }
 
 
 def test_the_int8_graph_computes_in_int8_what_the_float32_graph_does(exported, images):
@@ -119,6 +125,10 @@ def test_the_int8_graph_computes_in_int8_what_the_float32_graph_does(exported, i
     assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= operators
     weights = [i for i in int8.graph.initializer if i.data_type == 3]  # INT8
     assert weights, "no int8 weights"
+    # It names the trained_model version it came from; the float32 graph does not.
+    assert onnx_model_version(int8) == VERSION
+    with pytest.raises(ValueError, match="export it again"):
+        onnx_model_version(exported["onnx"])
     assert [i.name for i in int8.graph.input] == ["image"]
     assert [o.name for o in int8.graph.output] == ["probabilities"]
     float32 = ort.InferenceSession(exported["onnx"].SerializeToString())
@@ -133,7 +143,7 @@ def test_int8_calibration_reads_only_the_images_it_is_given(exported, images):
     """Calibrated on 8 images or on 40, the graphs differ: the images decide the
     ranges (the pipeline gives it validation images, never test images)."""
     few = base_params("export", {"batch_size": 4, "int8": {"calibration_images": 8}})
-    a = quantize_int8(exported["onnx"], images, few)
+    a = quantize_int8(exported["onnx"], images, VERSION, few)
     b = exported["int8"]
     from onnx.numpy_helper import to_array  # noqa: PLC0415
 
@@ -199,7 +209,7 @@ def test_an_int8_graph_that_loses_accuracy_is_refused(
     dense.set_weights([np.roll(w, 1, axis=-1) for w in dense.get_weights()])
     dataset = OnnxModelDataset(filepath=str(tmp_path / "shifted.onnx"))
     dataset.save(shifted)
-    wrong = quantize_int8(dataset.load(), images, EXPORT)
+    wrong = quantize_int8(dataset.load(), images, VERSION, EXPORT)
     with pytest.raises(ExportMismatchError, match=r"onnx_int8: test accuracy .* below"):
         evaluate_exports(
             mixed_model, copy, exported["onnx"], wrong, images, labels, EXPORT

@@ -12,7 +12,11 @@ import numpy as np
 
 from cifar10_kedro.model_card import build_model_card, model_precision
 from cifar10_kedro.pipelines.inference.params import InferenceParams
-from cifar10_kedro.prediction import float32_inference_copy, predict_probabilities
+from cifar10_kedro.prediction import (
+    ONNX_MODEL_VERSION,
+    float32_inference_copy,
+    predict_probabilities,
+)
 
 from .params import ExportParams
 
@@ -65,11 +69,15 @@ def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return bool(flags & VNNI_FLAGS)
 
 
-def quantize_int8(onnx_model: Any, x_val: np.ndarray, params: ExportParams) -> Any:
+def quantize_int8(
+    onnx_model: Any, x_val: np.ndarray, model_version: str, params: ExportParams
+) -> Any:
     """Return ``onnx_model`` (float32) with its convolutions and matrix products in
     int8: onnxruntime's static quantization (QDQ, per-channel weights), the
     activations' ranges calibrated on the first ``params.int8.calibration_images``
-    validation images. ``evaluate_exports`` checks its test accuracy."""
+    validation images, and ``model_version`` (the trained_model version it came from)
+    in its metadata (``prediction.ONNX_MODEL_VERSION``). ``evaluate_exports`` checks
+    its test accuracy."""
     import onnx  # noqa: PLC0415 - only the export needs it
     from onnxruntime.quantization import (  # noqa: PLC0415
         CalibrationDataReader,
@@ -122,22 +130,9 @@ def quantize_int8(onnx_model: Any, x_val: np.ndarray, params: ExportParams) -> A
                 n.name for n in onnx_model.graph.node if n.op_type == "Softmax"
             ],
         )
-        return onnx.load(quantized)
-
-
-def _onnx_probabilities(proto: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
-    import onnxruntime as ort  # noqa: PLC0415 - only this node runs ONNX
-
-    session = ort.InferenceSession(
-        proto.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    name = session.get_inputs()[0].name
-    return np.concatenate(
-        [
-            session.run(None, {name: images[i : i + batch_size]})[0]
-            for i in range(0, len(images), batch_size)
-        ]
-    )
+        int8 = onnx.load(quantized)
+    onnx.helper.set_model_props(int8, {ONNX_MODEL_VERSION: model_version})
+    return int8
 
 
 def _saved_model_probabilities(
@@ -186,7 +181,7 @@ def evaluate_exports(
     labels = np.asarray(y_test).astype(int)
     trained = predict_probabilities(trained_model, x_test, batch)
     copy = predict_probabilities(inference_model, x_test, batch)
-    engines = {"onnx": _onnx_probabilities(onnx_model, x_test, batch)}
+    engines = {"onnx": predict_probabilities(onnx_model, x_test, batch)}
     if saved_model is not None:
         engines["saved_model"] = _saved_model_probabilities(saved_model, x_test, batch)
 
@@ -213,7 +208,7 @@ def evaluate_exports(
                 f"difference {check['max_probability_difference']:.2e} (at most "
                 f"{params.max_probability_difference:.0e} expected)"
             )
-    int8 = _onnx_probabilities(onnx_int8_model, x_test, batch)
+    int8 = predict_probabilities(onnx_int8_model, x_test, batch)
     metrics["accuracy"]["onnx_int8"] = _accuracy(int8, labels)
     metrics["onnx_int8_vs_float32_copy"] = _agreement(int8, copy)
     drop = 100 * (metrics["accuracy"]["onnx"] - metrics["accuracy"]["onnx_int8"])

@@ -41,7 +41,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 quantize_int8,
-                inputs=["onnx_model", "x_val", "params:export"],
+                inputs=[
+                    "onnx_model",
+                    "x_val",
+                    "trained_model_version",
+                    "params:export",
+                ],
                 outputs="onnx_int8_model",
                 name="quantize_int8",
             ),

@@ -7,6 +7,7 @@ import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import matplotlib.pyplot as plt
@@ -15,7 +16,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cifar10_kedro.prediction import check_model, predict_probabilities, top_classes
+from cifar10_kedro.prediction import (
+    check_model,
+    onnx_model_version,
+    predict_probabilities,
+    top_classes,
+)
 from cifar10_kedro.preprocessing import (
     SIZE,
     PreparedImage,
@@ -24,6 +30,9 @@ from cifar10_kedro.preprocessing import (
 )
 
 from .params import InferenceParams
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +127,13 @@ def prepare_images(
     return PreparedBatch(table=table, pixels=stacked)
 
 
+def exported_model_version(model: onnx.ModelProto) -> str:
+    """Return the trained_model version the int8 ONNX export ``model`` came from."""
+    return onnx_model_version(model)
+
+
 def classify_images(
-    model: keras.Model,
+    model: keras.Model | onnx.ModelProto,
     batch: PreparedBatch,
     class_names: list[str],
     model_version: str,
@@ -130,7 +144,8 @@ def classify_images(
     top_1_probability, ...), the image's width and height (as displayed), error
     ("" when fine) and model_version.
 
-    The model predicts exactly as reporting's plain predictions do.
+    The model predicts exactly as reporting's plain predictions do; ``model`` may
+    also be the int8 ONNX export (``inference_int8``), run by onnxruntime.
     """
     check_model(model, class_names)
     probabilities = predict_probabilities(model, batch.pixels, params.batch_size)
