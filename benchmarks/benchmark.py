@@ -57,6 +57,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 
+from cifar10_kedro.hardware import describe_cpu
 from cifar10_kedro.pipelines.model_training.batches import TrainingBatches
 from cifar10_kedro.pipelines.model_training.nodes import build_model, compile_model
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
@@ -295,6 +296,8 @@ def print_figures(figures: dict[str, Any]) -> None:
 def machine() -> dict[str, Any]:
     return {
         "processor": platform.processor() or platform.machine(),
+        "cpu": describe_cpu()["cpu"],
+        "cpu_flags": describe_cpu()["flags"],  # native bfloat16, VNNI
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "keras": keras.__version__,

@@ -244,19 +244,10 @@ def _machine(first: dict[str, Any]) -> dict[str, Any]:
     import jax  # noqa: PLC0415
     import keras  # noqa: PLC0415
 
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            cpu,
-        )
+    from cifar10_kedro.hardware import describe_cpu  # noqa: PLC0415
+
     return {
-        "cpu": cpu,
+        "cpu": describe_cpu()["cpu"],
         "cpus": os.cpu_count(),
         "accelerator": first["platform"],
         "accelerator_devices": first["local_devices"]

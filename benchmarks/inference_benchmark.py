@@ -70,26 +70,11 @@ def exported_version(env: str) -> str | None:
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on, and how busy it was."""
-    flags = ""
-    model = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        text = cpuinfo.read_text()
-        flags = next(
-            (line for line in text.splitlines() if line.startswith("flags")), ""
-        )
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in text.splitlines()
-                if line.startswith("model name")
-            ),
-            model,
-        )
+    from cifar10_kedro.hardware import describe_cpu, has_native_bfloat16  # noqa: PLC0415
+
     return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
+        **describe_cpu(),
+        "avx512_bf16": has_native_bfloat16(),
         "load_average_1_5_15": list(os.getloadavg())
         if hasattr(os, "getloadavg")
         else None,

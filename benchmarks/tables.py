@@ -246,6 +246,41 @@ def sweep_table() -> str:
     return "\n".join(lines)
 
 
+def cpu_run_table() -> str:
+    """The default run to the end on 2 CPU cores (``benchmark.py``'s plain mode)."""
+    run = _load("default-avx512bf16.json")
+    f = run["figures"]
+    rows = [
+        ("training images/s (steady state)", f"{f['train_img_s']:,.0f}"),
+        ("seconds an epoch, with validation (median)", f"{f['epoch_s']:.0f}"),
+        ("training, 10 epochs, min", f"{f['training_s'] / 60:.1f}"),
+        (
+            "the run (ingestion, speed probes, training, reporting, TTA choice), min",
+            f"{f['wall_s'] / 60:.1f}",
+        ),
+        ("best validation accuracy, %", _pct(f["best_val_accuracy"])),
+        ("validation accuracy with the configured TTA, %", _pct(f["val_accuracy_tta"])),
+        (
+            "test accuracy / with TTA, %",
+            f"{_pct(f['test_accuracy'])} / {_pct(f['test_accuracy_tta'])}",
+        ),
+        (
+            "test ECE / temperature-scaled (temperature fitted on validation)",
+            f"{f['test_ece']:.3f} / {f['test_ece_temperature_scaled']:.3f} "
+            f"(T = {f['temperature']:.2f})",
+        ),
+        ("peak resident memory, GiB", f"{f['peak_rss_gib']:.1f}"),
+    ]
+    day = run["date"]
+    header = (
+        "default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI, mixed bfloat16 "
+        f"(`default-avx512bf16.json`, {day[:4]}-{day[4:6]}-{day[6:8]})"
+    )
+    lines = [f"| figure | {header} |", "|---|---:|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)
+
+
 DISTRIBUTED_MODES = {
     "none": "{processes} process, {devices} device (`mode: none`)",
     "multi_process": "{processes} processes on loopback (`multi_process`, as "
@@ -284,6 +319,7 @@ TABLES = {
     "reference": reference_table,
     "use": use_table,
     "sweep": sweep_table,
+    "cpu_run": cpu_run_table,
     "distributed": distributed_table,
 }
 

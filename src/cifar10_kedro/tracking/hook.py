@@ -52,6 +52,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 import cifar10_kedro
+from cifar10_kedro.hardware import describe_cpu
 
 from .model import log_model
 
@@ -141,13 +142,8 @@ def device() -> str:
     """What trains: "gpu" or "cpu (<model>, <n> cores)"."""
     from cifar10_kedro.pipelines.model_training.nodes import has_gpu  # noqa: PLC0415
 
-    if has_gpu():
-        return "gpu"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"cpu ({line.split(':', 1)[1].strip()}, {os.cpu_count()} cores)"
-    return f"cpu ({os.cpu_count()} cores)"
+    cpu = describe_cpu()
+    return "gpu" if has_gpu() else f"cpu ({cpu['cpu']}, {cpu['cores']} cores)"
 
 
 DECLARATIONS = {"artifact", "metrics", "callbacks", "epochs", "tags", "version_tag"}

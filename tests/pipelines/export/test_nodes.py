@@ -14,7 +14,6 @@ from cifar10_kedro.datasets.export_datasets import OnnxModelDataset, SavedModelD
 from cifar10_kedro.pipelines.export.nodes import (
     ExportMismatchError,
     evaluate_exports,
-    has_vnni,
     make_inference_model,
     make_model_card,
     quantize_int8,
@@ -260,16 +259,3 @@ def test_the_model_card(mixed_model, exported, images):
     assert "saved_model" not in card["exports"]
     assert card["test_metrics"] is metrics
     json.dumps(card)  # JSON-ready
-
-
-def test_vnni_is_read_from_the_cpu_flags(tmp_path):
-    """export.int8.reduce_range: auto keeps full-range weights where the CPU has
-    integer dot products (VNNI, AMX)."""
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512_vnni\n")
-    assert has_vnni(info)
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx_vnni\n")
-    assert has_vnni(info)
-    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
-    assert not has_vnni(info)
-    assert not has_vnni(tmp_path / "no-such-file")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cifar10_kedro import hardware
 from cifar10_kedro.pipelines.model_training import nodes
 from cifar10_kedro.pipelines.model_training.architectures import (
     WHITENING_LAYER,
@@ -309,10 +310,7 @@ def test_resolve_precision_auto(monkeypatch, tmp_path, gpu, cpuinfo, expected) -
     info = tmp_path / "cpuinfo"
     info.write_text(cpuinfo)
     monkeypatch.setattr(nodes, "has_gpu", lambda: gpu)
-    real_path = nodes.Path
-    monkeypatch.setattr(
-        nodes, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p)
-    )
+    monkeypatch.setattr(hardware, "CPUINFO", info)
     assert resolve_precision("auto") == expected
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from cifar10_kedro.hardware import has_vnni
 from cifar10_kedro.model_card import build_model_card, model_precision
 from cifar10_kedro.pipelines.inference.params import InferenceParams
 from cifar10_kedro.prediction import (
@@ -48,25 +49,6 @@ def export_formats(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 def export_onnx(model: keras.Model) -> keras.Model:
     """Return ``model`` for ONNX alone (no TensorFlow): its dataset writes it."""
     return model
-
-
-# CPU flags of integer dot products (Linux's names): int8 without 16-bit saturation.
-VNNI_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8"}
-
-
-def has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU multiplies int8 with VNNI (or AMX), from ``cpuinfo``."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:  # not Linux: assume not, the safe choice
-        return False
-    flags = {
-        f
-        for line in text.splitlines()
-        if line.startswith("flags")
-        for f in line.split()
-    }
-    return bool(flags & VNNI_FLAGS)
 
 
 def quantize_int8(

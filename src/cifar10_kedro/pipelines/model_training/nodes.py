@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 import cifar10_kedro
+from cifar10_kedro.hardware import has_native_bfloat16
 
 from . import distribution
 from .architectures import WHITENING_LAYER, assemble, dirac_kernel, whitening_weights
@@ -67,13 +68,7 @@ def resolve_precision(precision: str) -> str:
     """
     if precision != "auto":
         return precision
-    if has_gpu():
-        return "mixed_bfloat16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    native = has_gpu() or has_native_bfloat16()
     return "mixed_bfloat16" if native else "float32"
 
 

@@ -1,0 +1,51 @@
+"""What the CPU can do, read from a cpuinfo file (written here as Linux writes it)."""
+
+from __future__ import annotations
+
+import os
+
+from cifar10_kedro.hardware import (
+    cpu,
+    describe_cpu,
+    has_native_bfloat16,
+    has_vnni,
+)
+
+ZEN4 = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n"
+    "flags\t\t: fpu avx2 fma avx512f avx512_bf16 avx512_vnni\n\n"
+    "processor\t: 1\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2\n"
+)
+
+
+def test_the_first_processors_model_and_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(ZEN4)
+    model, flags = cpu(info)
+    assert model == "AMD EPYC 9R14"
+    assert {"avx2", "avx512_bf16", "avx512_vnni"} <= flags
+    assert describe_cpu(info) == {
+        "cpu": "AMD EPYC 9R14",
+        "cores": os.cpu_count(),
+        "flags": ["avx512_bf16", "avx512_vnni"],
+    }
+
+
+def test_native_bfloat16_and_vnni_from_the_flags(tmp_path):
+    """precision: auto and export.int8.reduce_range: auto read these."""
+    info = tmp_path / "cpuinfo"
+    for flags, bfloat16, vnni in [
+        ("fpu avx2 fma avx512_bf16 avx512_vnni", True, True),
+        ("fpu avx2 fma amx_bf16 amx_int8", True, True),
+        ("fpu avx2 fma avx_vnni", False, True),
+        ("fpu avx2 fma", False, False),
+    ]:
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert (has_native_bfloat16(info), has_vnni(info)) == (bfloat16, vnni), flags
+
+
+def test_an_unknown_cpu_is_assumed_to_have_nothing(tmp_path):
+    missing = tmp_path / "no-such-file"
+    assert cpu(missing) == ("", frozenset())
+    assert not has_native_bfloat16(missing) and not has_vnni(missing)
+    assert describe_cpu(missing)["cpu"] == "unknown"
