@@ -118,8 +118,6 @@ def engines(
     model: Any, tmp: Path, x_val: np.ndarray, export: Any
 ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Predict functions (batch 1000) of the trained model and of each export."""
-    import onnxruntime as ort  # noqa: PLC0415
-
     from cifar10_kedro.datasets.export_datasets import (  # noqa: PLC0415
         OnnxModelDataset,
         SavedModelDataset,
@@ -128,23 +126,19 @@ def engines(
     from cifar10_kedro.pipelines.export.nodes import quantize_int8  # noqa: PLC0415
     from cifar10_kedro.prediction import (  # noqa: PLC0415
         float32_inference_copy,
+        onnx_predictor,
         predict_probabilities,
     )
 
     copy = float32_inference_copy(model)
     onnx_dataset = OnnxModelDataset(filepath=str(tmp / "model.onnx"))
     onnx_dataset.save(copy)
-    int8 = quantize_int8(onnx_dataset.load(), x_val, export)
+    int8 = quantize_int8(onnx_dataset.load(), x_val, "benchmark", export)
 
     def onnx_runner(proto: Any) -> Callable[[np.ndarray], np.ndarray]:
-        session = ort.InferenceSession(
-            proto.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
+        predict = onnx_predictor(proto)  # one session, made before the timing
         return lambda x: np.concatenate(
-            [
-                session.run(None, {"image": x[i : i + BATCH]})[0]
-                for i in range(0, len(x), BATCH)
-            ]
+            [predict(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]
         )
 
     found = {

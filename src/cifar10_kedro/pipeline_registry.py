@@ -5,13 +5,7 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-from cifar10_kedro.pipelines import (
-    compare,
-    data_ingestion,
-    inference,
-    model_training,
-    reporting,
-)
+from cifar10_kedro.pipelines import compare, data_ingestion, model_training, reporting
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -22,8 +16,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         ``pipelines/`` (only the requested ones when ``kedro run --pipelines`` names
         some), ``__default__`` (data_ingestion, model_training, reporting) and
         ``compare`` made whole (the default run plus the variants and the
-        comparison), and ``inference_int8`` (inference with the int8 ONNX export).
-        Pipelines run by name only (inference, export) are not in ``__default__``.
+        comparison). Pipelines run by name only (inference, inference_int8, export)
+        are not in ``__default__``.
     """
     pipelines = find_pipelines(raise_errors=True)
     default = (
@@ -33,5 +27,4 @@ def register_pipelines() -> dict[str, Pipeline]:
     )
     pipelines["__default__"] = default
     pipelines["compare"] = default + compare.create_pipeline()
-    pipelines["inference_int8"] = inference.create_int8_pipeline()
     return pipelines

@@ -11,7 +11,9 @@ import keras
 import numpy as np
 
 if TYPE_CHECKING:
-    import onnx
+    from onnx import ModelProto
+else:  # importing onnx takes about a second: only code that runs a graph does
+    ModelProto = Any
 
 # The layer names that architectures.assemble gives every model.
 AUGMENTATION_LAYER = "augmentation"
@@ -21,7 +23,7 @@ INPUT_NAME = "image"
 ONNX_MODEL_VERSION = "cifar10_kedro.model_version"
 
 
-def _shapes(model: keras.Model | onnx.ModelProto) -> tuple[tuple, int]:
+def _shapes(model: keras.Model | ModelProto) -> tuple[tuple, int]:
     """The image shape a model takes and how many classes it predicts."""
     if isinstance(model, keras.Model):
         return tuple(model.input_shape[1:]), model.output_shape[-1]
@@ -32,7 +34,7 @@ def _shapes(model: keras.Model | onnx.ModelProto) -> tuple[tuple, int]:
     return dims(model.graph.input[0])[1:], dims(model.graph.output[0])[-1]
 
 
-def check_model(model: keras.Model | onnx.ModelProto, class_names: list[str]) -> None:
+def check_model(model: keras.Model | ModelProto, class_names: list[str]) -> None:
     """Raise ValueError unless ``model`` (Keras, or an ONNX export) takes
     (N, 32, 32, 3) images and predicts one probability per class of ``class_names``."""
     shape, classes = _shapes(model)
@@ -48,7 +50,7 @@ def check_model(model: keras.Model | onnx.ModelProto, class_names: list[str]) ->
         )
 
 
-def onnx_predictor(model: onnx.ModelProto) -> Callable[[np.ndarray], np.ndarray]:
+def onnx_predictor(model: ModelProto) -> Callable[[np.ndarray], np.ndarray]:
     """Return a function from uint8 images (N, 32, 32, 3) to their probabilities,
     computed by onnxruntime on the CPU (one session, made here)."""
     import onnxruntime as ort  # noqa: PLC0415 - only ONNX graphs need it
@@ -64,7 +66,7 @@ def onnx_predictor(model: onnx.ModelProto) -> Callable[[np.ndarray], np.ndarray]
     return predict
 
 
-def onnx_model_version(model: onnx.ModelProto) -> str:
+def onnx_model_version(model: ModelProto) -> str:
     """Return the trained_model version an int8 ONNX export came from.
 
     Raises ValueError for a graph that does not record it (exported before it did).
@@ -80,7 +82,7 @@ def onnx_model_version(model: onnx.ModelProto) -> str:
 
 
 def predict_probabilities(
-    model: keras.Model | onnx.ModelProto, images: np.ndarray, batch_size: int
+    model: keras.Model | ModelProto, images: np.ndarray, batch_size: int
 ) -> np.ndarray:
     """Return the class probabilities (N, classes) float32 of uint8 ``images``, predicted
     ``batch_size`` at a time by a Keras model or an ONNX graph (onnxruntime).

@@ -1,5 +1,5 @@
 """Classify a user's image files with the trained model (batch inference)."""
 
-from .pipeline import create_int8_pipeline, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["create_int8_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

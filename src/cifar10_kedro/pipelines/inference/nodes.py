@@ -7,7 +7,6 @@ import binascii
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import keras
 import matplotlib.pyplot as plt
@@ -17,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from cifar10_kedro.prediction import (
+    ModelProto,
     check_model,
-    onnx_model_version,
     predict_probabilities,
     top_classes,
 )
@@ -30,9 +29,6 @@ from cifar10_kedro.preprocessing import (
 )
 
 from .params import InferenceParams
-
-if TYPE_CHECKING:
-    import onnx
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +123,8 @@ def prepare_images(
     return PreparedBatch(table=table, pixels=stacked)
 
 
-def exported_model_version(model: onnx.ModelProto) -> str:
-    """Return the trained_model version the int8 ONNX export ``model`` came from."""
-    return onnx_model_version(model)
-
-
 def classify_images(
-    model: keras.Model | onnx.ModelProto,
+    model: keras.Model | ModelProto,
     batch: PreparedBatch,
     class_names: list[str],
     model_version: str,

@@ -2,7 +2,7 @@
 
 Run on demand (it is not part of ``__default__``):
 ``kedro run --pipeline inference --params inference.input_path=PATH``;
-``--pipeline inference_int8`` runs the int8 ONNX export instead of the Keras model.
+``--pipeline inference_int8`` is the same with the int8 ONNX export.
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -10,7 +10,6 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import (
     classify_images,
     classify_request,
-    exported_model_version,
     plot_contact_sheet,
     prepare_images,
     read_request,
@@ -20,7 +19,6 @@ from .nodes import (
 # The MLflow model's input and output (create_request_pipeline).
 REQUEST = "model_request"
 RESPONSE = "model_response"
-INT8_MODEL = "onnx_int8_model"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -64,31 +62,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         tags=["inference"],
-    )
-
-
-def create_int8_pipeline() -> Pipeline:
-    """Return the inference pipeline with the int8 ONNX export (``kedro run
-    --pipeline export``) in place of ``trained_model``: the same nodes and outputs,
-    onnxruntime predicting, several times faster on CPUs with VNNI or AMX. Its
-    predictions name the trained_model version the export came from."""
-    return Pipeline(
-        [
-            Node(
-                exported_model_version,
-                INT8_MODEL,
-                "onnx_int8_model_version",
-                name="read_int8_model_version",
-            ),
-            Pipeline(
-                create_pipeline(),
-                inputs={
-                    "trained_model": INT8_MODEL,
-                    "trained_model_version": "onnx_int8_model_version",
-                },
-            ),
-        ],
-        tags=["inference_int8"],
     )
 
 
