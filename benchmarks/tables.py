@@ -250,6 +250,8 @@ def cpu_run_table() -> str:
     """The default run to the end on 2 CPU cores (``benchmark.py``'s plain mode)."""
     run = _load("default-avx512bf16.json")
     f = run["figures"]
+    # `kedro run --pipeline export` of that model: its model card.
+    card = _load("model-card-default-avx512bf16.json")["test_metrics"]
     rows = [
         ("training images/s (steady state)", f"{f['train_img_s']:,.0f}"),
         ("seconds an epoch, with validation (median)", f"{f['epoch_s']:.0f}"),
@@ -270,6 +272,11 @@ def cpu_run_table() -> str:
             f"(T = {f['temperature']:.2f})",
         ),
         ("peak resident memory, GiB", f"{f['peak_rss_gib']:.1f}"),
+        (
+            "its exports' test accuracy, ONNX float32 / int8 (int8's argmax agreement), %",
+            f"{_pct(card['accuracy']['onnx'])} / {_pct(card['accuracy']['onnx_int8'])} "
+            f"({_pct(card['onnx_int8_vs_float32_copy']['argmax_agreement'])})",
+        ),
     ]
     day = run["date"]
     header = (
