@@ -26,6 +26,7 @@ writes (``is_writer``); ``sync`` and ``agree`` are JAX's own collectives.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -237,3 +238,7 @@ def _join_the_job(keras: Any, jax: Any) -> None:
             + ", ".join(ENVIRONMENT)
             + f" (found: {given or 'none of them'})."
         ) from exc
+    # Leave the job while the interpreter is whole: JAX registers no exit handler, and
+    # the coordinator torn down with the modules can abort the exit of process 0
+    # (gRPC's "Check failed: queue.Pop() == nullptr") after the work is done.
+    atexit.register(jax.distributed.shutdown)
