@@ -294,10 +294,11 @@ def print_figures(figures: dict[str, Any]) -> None:
 
 
 def machine() -> dict[str, Any]:
+    cpu = describe_cpu()
     return {
         "processor": platform.processor() or platform.machine(),
-        "cpu": describe_cpu()["cpu"],
-        "cpu_flags": describe_cpu()["flags"],  # native bfloat16, VNNI
+        "cpu": cpu["cpu"],
+        "cpu_flags": cpu["flags"],  # native bfloat16, VNNI
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "keras": keras.__version__,

@@ -59,11 +59,12 @@ def exported_version(env: str) -> str | None:
     """The trained_model version of the newest int8 export, or None if none."""
     from kedro.io import DatasetError  # noqa: PLC0415
 
+    from cifar10_kedro.pipelines.names import INT8_MODEL  # noqa: PLC0415
     from cifar10_kedro.prediction import onnx_model_version  # noqa: PLC0415
 
     with session(env) as s:
         try:
-            return onnx_model_version(s.load_context().catalog.load("onnx_int8_model"))
+            return onnx_model_version(s.load_context().catalog.load(INT8_MODEL))
         except (DatasetError, ValueError):  # none, or one that predates the metadata
             return None
 

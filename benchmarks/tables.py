@@ -131,6 +131,17 @@ def _day(result: dict[str, Any]) -> str:
     return result["measured_at"][:10]
 
 
+def _service_cells(service: dict[str, Any] | None) -> list[str]:
+    """One service benchmark's latency (p50 / p99) and throughput cells."""
+    if service is None:
+        return ["-", "-"]
+    latency = service["one_image_latency"]
+    return [
+        f"{latency['p50_ms']:.1f} / {latency['p99_ms']:.1f}",
+        f"{service['concurrent_batches']['img_s']:,.0f}",
+    ]
+
+
 def use_table() -> str:
     """Inference and service speed on 2 cores: a smoke model of the previous default's
     architecture beside the default network, on a CPU without native bfloat16 and on
@@ -190,14 +201,8 @@ def use_table() -> str:
                 if "onnxruntime_int8" in predict
                 else "-",
                 f"{predict['tf_saved_model_float32']:,.0f}",
-                f"{v['one_image_latency']['p50_ms']:.1f} / "
-                f"{v['one_image_latency']['p99_ms']:.1f}",
-                f"{v['concurrent_batches']['img_s']:,.0f}",
-                f"{q['one_image_latency']['p50_ms']:.1f} / "
-                f"{q['one_image_latency']['p99_ms']:.1f}"
-                if q
-                else "-",
-                f"{q['concurrent_batches']['img_s']:,.0f}" if q else "-",
+                *_service_cells(v),
+                *_service_cells(q),
                 *bound,
             ]
         )

@@ -61,6 +61,23 @@ def load_test_set(root: Path) -> tuple[np.ndarray, np.ndarray]:
     return x_test, np.asarray(y_test)
 
 
+def session_of(root: Path, name: str) -> ort.InferenceSession:
+    """onnxruntime's own session of the newest export ``name`` (not the project's)."""
+    return ort.InferenceSession(
+        str(latest(root, f"{EXPORTS}/{name}")), providers=["CPUExecutionProvider"]
+    )
+
+
+def run_in_batches(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
+    """The session's probabilities for ``x``, 1000 images at a time."""
+    return np.concatenate(
+        [
+            session.run(None, {"image": x[i : i + 1000]})[0]
+            for i in range(0, len(x), 1000)
+        ]
+    )
+
+
 def test_onnx_matches_the_float32_keras_copy_on_the_test_set(exported):
     x_test, y_test = load_test_set(exported)
     assert len(x_test) == 10_000
@@ -70,10 +87,7 @@ def test_onnx_matches_the_float32_keras_copy_on_the_test_set(exported):
     copy = float32_inference_copy(model)
     expected = copy.predict(x_test, batch_size=1000, verbose=0)
 
-    session = ort.InferenceSession(
-        str(latest(exported, f"{EXPORTS}/model.onnx")),
-        providers=["CPUExecutionProvider"],
-    )
+    session = session_of(exported, "model.onnx")
     (image,) = session.get_inputs()
     assert (image.name, image.type, image.shape) == (
         "image",
@@ -81,12 +95,7 @@ def test_onnx_matches_the_float32_keras_copy_on_the_test_set(exported):
         ["batch", 32, 32, 3],
     )
     assert session.get_outputs()[0].type == "tensor(float)"
-    onnx = np.concatenate(
-        [
-            session.run(None, {"image": x_test[i : i + 1000]})[0]
-            for i in range(0, 10_000, 1000)
-        ]
-    )
+    onnx = run_in_batches(session, x_test)
     agreement = np.mean(onnx.argmax(axis=1) == expected.argmax(axis=1))
     assert agreement >= 0.999
     assert np.abs(onnx - expected).max() < 1e-3
@@ -112,16 +121,7 @@ def test_the_int8_graph_keeps_the_float32_graphs_accuracy(exported):
     x_test, y_test = load_test_set(exported)
     accuracy = {}
     for name in ("model.onnx", "model.int8.onnx"):
-        session = ort.InferenceSession(
-            str(latest(exported, f"{EXPORTS}/{name}")),
-            providers=["CPUExecutionProvider"],
-        )
-        predicted = np.concatenate(
-            [
-                session.run(None, {"image": x_test[i : i + 1000]})[0].argmax(axis=1)
-                for i in range(0, 10_000, 1000)
-            ]
-        )
+        predicted = run_in_batches(session_of(exported, name), x_test).argmax(axis=1)
         accuracy[name] = float(np.mean(predicted == y_test))
     allowed = base_params("export", env=ENV).int8.max_accuracy_drop_points
     assert 100 * (accuracy["model.onnx"] - accuracy["model.int8.onnx"]) <= allowed
@@ -165,11 +165,9 @@ def test_kedro_serve_answers_with_the_int8_graph(exported, trained_project, tmp_
     import httpx  # noqa: PLC0415
 
     x_test, _ = load_test_set(exported)
-    session = ort.InferenceSession(
-        str(latest(exported, f"{EXPORTS}/model.int8.onnx")),
-        providers=["CPUExecutionProvider"],
-    )
-    expected = session.run(None, {"image": x_test[:4]})[0]
+    expected = session_of(exported, "model.int8.onnx").run(None, {"image": x_test[:4]})[
+        0
+    ]
     files = []
     for i, image in enumerate(x_test[:4]):
         buffer = io.BytesIO()
@@ -214,16 +212,7 @@ def test_the_inference_int8_pipeline_classifies_with_the_int8_graph(
     }
 
     x_test, _ = load_test_set(exported)
-    session = ort.InferenceSession(
-        str(latest(exported, f"{EXPORTS}/model.int8.onnx")),
-        providers=["CPUExecutionProvider"],
-    )
-    expected = np.concatenate(
-        [
-            session.run(None, {"image": x_test[i : i + 1000]})[0]
-            for i in range(0, 10_000, 1000)
-        ]
-    )
+    expected = run_in_batches(session_of(exported, "model.int8.onnx"), x_test)
     classes = [OFFICIAL_CLASS_NAMES[i] for i in expected.argmax(axis=1)]
     assert (ours["predicted_class"].to_numpy() == classes).all()
     np.testing.assert_allclose(

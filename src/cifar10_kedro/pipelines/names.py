@@ -17,6 +17,9 @@ TRAINED_MODEL = "trained_model"
 TRAINING_HISTORY = "training_history"
 TRAINING_CONFIG = "training_config"
 FIT_PARAMS = "params:model_training.fit"
+# The int8 ONNX export: the export pipeline writes it, inference_int8 and
+# `kedro serve --engine onnx_int8` read it.
+INT8_MODEL = "onnx_int8_model"
 
 
 def namespaced(node: Node, name: str) -> str:

@@ -15,7 +15,8 @@ from kedro.io import DatasetError, Version
 from cifar10_kedro.model_card import build_model_card
 from cifar10_kedro.model_version import MODEL, UNVERSIONED, resolve_model_version
 from cifar10_kedro.pipelines.inference.params import InferenceParams
-from cifar10_kedro.prediction import check_model, onnx_predictor
+from cifar10_kedro.pipelines.names import INT8_MODEL
+from cifar10_kedro.prediction import check_model, onnx_model_version, onnx_predictor
 from cifar10_kedro.serving.app import ServiceConfig
 from cifar10_kedro.serving.params import ServingParams
 
@@ -87,31 +88,27 @@ def _card(catalog: Any, **fields: Any) -> dict[str, Any]:
     return build_model_card(**fields)
 
 
-INT8 = "onnx_int8_model"
-
-
 def _int8_export(catalog: Any, model_version: str) -> Any:
-    """The int8 ONNX graph of the newest export, if that export is of
-    ``model_version`` (an export carries its own run's version; its model card names
-    the model's)."""
+    """The newest int8 ONNX export, if it is of ``model_version`` (the graph records
+    the version it came from)."""
     export = (
         f"`kedro run --pipeline export --load-versions {MODEL}:{model_version}`, or "
         "serve with --engine keras"
     )
     try:
-        card_version = catalog.get("model_card").resolve_load_version()
-        card = catalog.load("model_card")
+        graph = catalog.load(INT8_MODEL)
     except DatasetError:
         raise DatasetError(
             f"No int8 export of {MODEL} version {model_version}: nothing was exported "
             f"yet. Run {export}."
         ) from None
-    if card.get("model_version") != model_version:
+    exported = onnx_model_version(graph)
+    if exported != model_version:
         raise DatasetError(
-            f"No int8 export of {MODEL} version {model_version}: the newest export "
-            f"({card_version}) is of version {card.get('model_version')}. Run {export}."
+            f"No int8 export of {MODEL} version {model_version}: the newest export is "
+            f"of version {exported}. Run {export}."
         )
-    return _load_version(catalog, INT8, card_version, f". Run {export}.")
+    return graph
 
 
 def load_service_config(

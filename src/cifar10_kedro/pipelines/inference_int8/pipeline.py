@@ -11,10 +11,9 @@ the export records.
 from kedro.pipeline import Node, Pipeline
 
 from cifar10_kedro.pipelines import inference
+from cifar10_kedro.pipelines.names import INT8_MODEL, TRAINED_MODEL
 
 from .nodes import exported_model_version
-
-INT8_MODEL = "onnx_int8_model"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -30,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Pipeline(
                 inference.create_pipeline(),
                 inputs={
-                    "trained_model": INT8_MODEL,
+                    TRAINED_MODEL: INT8_MODEL,
                     "trained_model_version": "onnx_int8_model_version",
                 },
             ),
