@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import keras
+
+from cifar10_kedro import hardware
 from cifar10_kedro.hardware import (
     cpu,
     describe_cpu,
@@ -49,3 +52,23 @@ def test_an_unknown_cpu_is_assumed_to_have_nothing(tmp_path):
     assert cpu(missing) == ("", frozenset())
     assert not has_native_bfloat16(missing) and not has_vnni(missing)
     assert describe_cpu(missing)["cpu"] == "unknown"
+
+
+def test_has_gpu_asks_the_backend_in_use(monkeypatch) -> None:
+    """Under TensorFlow, GPUs are TensorFlow's physical devices (the CPU machine of
+    the tests has none)."""
+    import tensorflow as tf  # noqa: PLC0415 - the backend of these tests
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: ["gpu:0"])
+    assert hardware.has_gpu()
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    assert not hardware.has_gpu()
+
+
+def test_the_device_is_the_gpu_or_the_cpu_named(monkeypatch) -> None:
+    monkeypatch.setattr(hardware, "has_gpu", lambda: True)
+    assert hardware.describe_device() == "gpu"
+    monkeypatch.setattr(hardware, "has_gpu", lambda: False)
+    model = describe_cpu()["cpu"]
+    assert hardware.describe_device() == f"cpu ({model}, {os.cpu_count()} cores)"

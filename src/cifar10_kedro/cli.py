@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 from kedro.framework.cli.project import run  # noqa: F401 - see the module docstring
-from kedro.framework.cli.utils import CONTEXT_SETTINGS
+from kedro.framework.cli.utils import CONTEXT_SETTINGS, env_option
 
 from cifar10_kedro.launch import launch
 from cifar10_kedro.tracking.compare import compare_runs
@@ -44,13 +44,7 @@ def cli() -> None:
 @click.option(
     "--port", "-p", default=None, type=int, help="Port, instead of serving.port."
 )
-@click.option(
-    "--env",
-    "-e",
-    envvar="KEDRO_ENV",
-    default=None,
-    help="Kedro configuration environment whose catalog loads the model.",
-)
+@env_option(envvar="KEDRO_ENV", help="Environment whose catalog loads the model.")
 @click.option(
     "--load-version",
     "model_version",

@@ -1,5 +1,6 @@
-"""What this machine's CPU can do, read from ``/proc/cpuinfo`` (Linux). Elsewhere the
-CPU is unknown and nothing is assumed of it: the safe choice (float32, 7-bit int8)."""
+"""What this machine computes with: a GPU the Keras backend sees, and what its CPU can
+do, read from ``/proc/cpuinfo`` (Linux). Elsewhere the CPU is unknown and nothing is
+assumed of it: the safe choice (float32, 7-bit int8)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,31 @@ def describe_cpu(cpuinfo: Path | None = None) -> dict[str, object]:
         "cores": os.cpu_count(),
         "flags": sorted(flags & (BFLOAT16_FLAGS | VNNI_FLAGS)),
     }
+
+
+def has_gpu() -> bool:
+    """Return whether the Keras backend sees a GPU."""
+    import keras  # noqa: PLC0415 - the CPU's questions need no Keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax  # noqa: PLC0415 - only under that backend
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch  # noqa: PLC0415
+
+        return bool(torch.cuda.is_available())
+    return False
+
+
+def describe_device() -> str:
+    """What trains, as tracked runs name it: "gpu" or "cpu (<model>, <n> cores)"."""
+    if has_gpu():
+        return "gpu"
+    cpu = describe_cpu()
+    return f"cpu ({cpu['cpu']}, {cpu['cores']} cores)"

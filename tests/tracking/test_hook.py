@@ -1,22 +1,29 @@
-"""The tracking hook's pieces, without a Kedro run: the switch, the local store, the
-probe of a server, and what the catalog declares under ``metadata: mlflow:``."""
+"""The tracking hook's pieces, without a Kedro run: the switch, the local store, a
+server that does not answer, the commit, and what the catalog declares under
+``metadata: mlflow:``."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
 from kedro.io import MemoryDataset
 
 from cifar10_kedro.tracking.hook import (
     DECLARATIONS,
     declared,
+    git_commit,
     local_store,
     tracking_enabled,
-    unreachable,
 )
 from tests.conftest import PROJECT_ROOT
+from tests.pipelines.test_pipelines import make_project_copy
 
 
 @pytest.mark.parametrize(
@@ -54,14 +61,52 @@ def test_without_a_uri_the_environment_or_the_default_is_used(tmp_path, monkeypa
     assert conf["server"]["mlflow_tracking_uri"] == "http://tracking:5000"
 
 
-def test_a_closed_port_is_unreachable_and_a_listening_one_is_not():
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        port = server.getsockname()[1]
-        assert unreachable(f"http://127.0.0.1:{port}") is None
-    assert "ConnectionRefusedError" in unreachable(f"http://127.0.0.1:{port}")
-    assert unreachable("sqlite:///anything.db") is None
+def test_a_server_that_never_answers_costs_seconds_not_minutes(
+    tmp_path, monkeypatch, caplog
+):
+    """A tracking server that accepts the connection and says nothing: the session
+    warns and goes on without tracking after MLflow's first request times out (5 s,
+    no retries), not after the minutes of MLflow's default retries."""
+    project = make_project_copy(tmp_path / "project")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv(
+            "MLFLOW_TRACKING_URI", f"http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        monkeypatch.chdir(project)
+        bootstrap_project(project)
+        start = time.monotonic()
+        with (
+            caplog.at_level(logging.WARNING, "cifar10_kedro.tracking"),
+            KedroSession.create(project_path=project, env="smoke") as session,
+        ):
+            session.load_context()
+        elapsed = time.monotonic() - start
+    assert "cannot be reached" in caplog.text
+    assert elapsed < 60, elapsed  # noqa: PLR2004 - MLflow's default: over 10 min
+
+
+def test_the_commit_is_the_full_hash_dirty_with_changes_to_tracked_files(tmp_path):
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    assert git_commit(tmp_path) == "unknown"  # not a checkout
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    git("tag", "v1")  # a tag's name is never the commit
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "untracked.txt").write_text("b")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "a.txt").write_text("changed")
+    assert git_commit(tmp_path) == f"{head}-dirty"
 
 
 def test_an_unknown_declaration_is_an_error_naming_it():

@@ -15,8 +15,7 @@ class EpochLogger(keras.callbacks.Callback):
     """Calls ``log({epoch: row})`` at the end of each epoch (1-based), ``row`` being
     the epoch's history figures (``training_state.EPOCH_METRICS``), so that a long
     run can be watched live. An epoch whose figures are not finite (a diverged
-    training) is not logged. ``first_epoch`` is the first epoch this ``fit`` trained:
-    above 1, training resumed from a checkpoint.
+    training) is not logged.
 
     Put it after ``ResumableTraining`` (``train_model`` does): an epoch is logged
     once its checkpoint is saved, so a resumed run never logs an epoch twice.
@@ -25,11 +24,9 @@ class EpochLogger(keras.callbacks.Callback):
     def __init__(self, log: Callable[[dict[int, dict[str, float]]], None]) -> None:
         super().__init__()
         self.log = log
-        self.first_epoch: int | None = None
         self._start = self._validated = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.first_epoch = self.first_epoch or epoch + 1
         self._start, self._validated = time.perf_counter(), 0.0
 
     def on_test_end(self, logs: dict | None = None) -> None:

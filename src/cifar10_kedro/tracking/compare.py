@@ -1,10 +1,4 @@
-"""``kedro compare-runs``: the recorded training runs side by side, from the tracking store.
-
-One column per training run (newest first): when and where it ran, how long it took,
-its model version, its test accuracy plain and with test-time augmentation (from the
-run, or from the newest reporting run recorded under it), and every parameter whose
-value differs between the runs shown that read it.
-"""
+"""``kedro compare-runs``: the recorded training runs side by side, from the tracking store."""
 
 from __future__ import annotations
 
@@ -12,7 +6,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
-from kedro.framework.cli.utils import CONTEXT_SETTINGS
+from kedro.framework.cli.utils import CONTEXT_SETTINGS, env_option
 
 from .hook import PARENT_TAG
 
@@ -33,8 +27,9 @@ def runs_table(
     experiment_names: list[str], max_runs: int = 10, all_params: bool = False
 ) -> pd.DataFrame:
     """Return the newest ``max_runs`` training runs of the experiments in MLflow's
-    tracking store, one column per run; the rows: what and where, the scores, then
-    the parameters that differ between them (all of them with ``all_params``)."""
+    tracking store, one column per run; the rows: when and where, how long, the model
+    version, the scores (the run's, else its newest reporting child run's), then the
+    parameters that differ between them (all of them with ``all_params``)."""
     import mlflow  # noqa: PLC0415
 
     runs = mlflow.search_runs(
@@ -47,25 +42,22 @@ def runs_table(
     runs = runs.reindex(columns=[*runs.columns, *(c for c in extra if c not in runs)])
     children = runs[runs[parent].notna()].drop_duplicates(parent).set_index(parent)
     runs = runs[runs[parent].isna()].head(max_runs).set_index("run_id")
-    for name in SCORES:  # a training's scores, else its newest reporting run's
-        runs[f"metrics.{name}"] = runs[f"metrics.{name}"].fillna(
-            children[f"metrics.{name}"]
-        )
+    scores = [f"metrics.{n}" for n in SCORES]
+    # A training's scores, else its newest reporting run's.
+    runs[scores] = runs[scores].fillna(children[scores])
     runs["time"] = (runs["end_time"] - runs["start_time"]).map(_duration)
     runs["start_time"] = runs["start_time"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     client = mlflow.MlflowClient()
     runs["epochs"] = [
         len(client.get_metric_history(run, "val_accuracy")) or "" for run in runs.index
     ]
-    table = runs[list(ROWS)].rename(columns=ROWS)
-    for name in SCORES:
-        table[name] = runs[f"metrics.{name}"].map(_score)
+    shown = runs[scores].map(_score).rename(columns=dict(zip(scores, SCORES)))
     params = runs.filter(regex=r"^params\.").rename(columns=lambda c: f"param {c[7:]}")
     if not all_params:
         # A parameter differs when the runs that read it disagree: a run that did not
         # read it (it trained from the arrays of an earlier run) shows a blank.
         params = params.loc[:, params.nunique(dropna=True) > 1]
-    table = pd.concat([table, params], axis=1)
+    table = pd.concat([runs[list(ROWS)].rename(columns=ROWS), shown, params], axis=1)
     table.index = [
         f"{n or ''} {i[:8]}".strip()
         for n, i in zip(runs["tags.mlflow.runName"], runs.index)
@@ -85,12 +77,8 @@ def _score(value: float) -> str:
 
 
 @click.command("compare-runs", context_settings=CONTEXT_SETTINGS)
-@click.option(
-    "--env",
-    "-e",
-    envvar="KEDRO_ENV",
-    default=None,
-    help="Configuration environment whose experiment (mlflow.yml) is shown.",
+@env_option(
+    envvar="KEDRO_ENV", help="Environment whose experiment (mlflow.yml) is shown."
 )
 @click.option(
     "--experiment",

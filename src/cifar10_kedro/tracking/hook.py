@@ -1,27 +1,10 @@
 """Every ``kedro run`` recorded in MLflow: kedro-mlflow's hook, and what the catalog declares.
 
-``TrackingHook`` drives kedro-mlflow's own ``MlflowHook`` through its hook methods: it
-reads ``conf/<env>/mlflow.yml``, starts one MLflow run per ``kedro run`` (but for the
-pipelines of ``disable_tracking.pipelines``), logs every parameter the nodes read and
-ends the run. With MLflow's client, this hook adds what catalog entries declare under
-``metadata: mlflow:`` (``conf/base/catalog/``), a prefix being put before metric and
-tag names:
-
-* ``artifact: <path>``: the saved data, logged as that artifact (a figure as PNG, a
-  table as CSV, anything else as JSON);
-* ``metrics: <prefix>``: a ``{name: value}`` dict, logged as the run's metrics;
-* ``callbacks: <prefix>``: a node input of Keras callbacks, to which an
-  ``EpochLogger`` is added: each epoch's figures are logged as it ends;
-* ``epochs: <prefix>``: a training history, whose epochs not logged live (those a
-  resumed training restored from its checkpoint) are logged when it is saved;
-* ``tags: {key: tag}``: the saved dict's (dotted) keys, as tags;
-* ``version_tag: <tag>``: the version saved, as a tag; a run that only loads a
-  version (``--pipeline reporting``) is recorded as a child of the run that saved it.
-
-A run is also tagged with what ran where, and a run that saved a version of every
-versioned input of ``inference.create_request_pipeline`` logs that pipeline, with this
-run's versions, as its MLflow model (kedro-mlflow's ``KedroPipelineModel``), registered
-under the experiment's name.
+``TrackingHook`` drives kedro-mlflow's own ``MlflowHook`` through its hook methods (one
+MLflow run per ``kedro run``, the parameters the nodes read, ``conf/<env>/mlflow.yml``)
+and logs, with MLflow's client, what catalog entries declare under ``metadata: mlflow:``
+(``DECLARATIONS``; docs/tracking.md says what each key does), the run's tags, and the
+inference request pipeline as the MLflow model of a run that trained one.
 
 Tracking never costs a result: a store that cannot be reached gives one warning and a
 run that records nothing, and a store's error later (``STORE_ERRORS``) is a warning.
@@ -34,25 +17,24 @@ import contextlib
 import copy
 import logging
 import os
-import socket
 import subprocess
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import mlflow
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractVersionedDataset, DatasetError
+from kedro.io import DatasetError
 from kedro_mlflow.framework.hooks import MlflowHook
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 import cifar10_kedro
-from cifar10_kedro.hardware import describe_cpu
+from cifar10_kedro.hardware import describe_device
 
 from .model import log_model
 
@@ -64,14 +46,18 @@ STORE_ERRORS = (MlflowException, OSError)
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests the run under it
 # The local store's artifacts, beside it in the project folder.
 LOCAL_ARTIFACTS = "mlartifacts"
-# Seconds to wait for a tracking server before a run goes on without it.
-PROBE_TIMEOUT = 5.0
+# MLflow's request settings for the first contact with the store: a server that does
+# not answer costs seconds, not the minutes of MLflow's default retries.
+FIRST_CONTACT = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
 
 
 def tracking_enabled(environ: dict[str, str] | None = None) -> bool:
     """False when ``CIFAR10_KEDRO_TRACKING`` is 0, false, no or off."""
-    value = (environ if environ is not None else os.environ).get(
-        "CIFAR10_KEDRO_TRACKING", "true"
+    value = (os.environ if environ is None else environ).get(
+        "CIFAR10_KEDRO_TRACKING", ""
     )
     return value.strip().lower() not in {"0", "false", "no", "off"}
 
@@ -83,16 +69,14 @@ def local_store(conf: dict[str, Any], project_path: Path) -> dict[str, Any]:
     current directory: ``notebooks/`` under ``kedro jupyter``), and such a local
     store's new experiments keep their artifacts in ``mlartifacts/`` beside it."""
     conf = copy.deepcopy(conf)
-    server = conf.get("server") or {}
-    uri = server.get("mlflow_tracking_uri") or os.environ.get(
-        "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"
-    )
-    conf = {**conf, "server": {**server, "mlflow_tracking_uri": uri}}
-    path = uri.removeprefix("sqlite:///")
-    if path == uri:  # not a SQLite file: the store decides where artifacts go
+    server = conf["server"] = conf.get("server") or {}
+    default = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    uri = server["mlflow_tracking_uri"] = server.get("mlflow_tracking_uri") or default
+    if not uri.startswith("sqlite:///"):  # the store decides where artifacts go
         return conf
+    path = uri.removeprefix("sqlite:///")
     if path and not path.startswith("/") and path != ":memory:":
-        conf["server"]["mlflow_tracking_uri"] = f"sqlite:///{project_path / path}"
+        server["mlflow_tracking_uri"] = f"sqlite:///{project_path / path}"
     experiment = conf.setdefault("tracking", {}).setdefault("experiment", {})
     kwargs = experiment.setdefault("create_experiment_kwargs", {})
     kwargs["artifact_location"] = kwargs.get("artifact_location") or str(
@@ -101,49 +85,17 @@ def local_store(conf: dict[str, Any], project_path: Path) -> dict[str, Any]:
     return conf
 
 
-def unreachable(uri: str, timeout: float = PROBE_TIMEOUT) -> str | None:
-    """Return why the tracking server at an http(s) ``uri`` cannot be reached, or
-    None (also for other stores, which are tried as they are). MLflow's own client
-    retries for minutes before it gives up."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme not in {"http", "https"}:
-        return None
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
 def git_commit(project_path: Path) -> str:
     """The commit checked out in the project folder (``-dirty`` with uncommitted
     changes to tracked files), or "unknown" outside a git checkout."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args],
-            cwd=project_path,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-
+    # The full hash, never a tag's name (--exclude), and --dirty's suffix.
+    describe = ["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"]
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return subprocess.check_output(
+            describe, cwd=project_path, stderr=subprocess.DEVNULL, text=True, timeout=10
+        ).strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def device() -> str:
-    """What trains: "gpu" or "cpu (<model>, <n> cores)"."""
-    from cifar10_kedro.pipelines.model_training.nodes import has_gpu  # noqa: PLC0415
-
-    cpu = describe_cpu()
-    return "gpu" if has_gpu() else f"cpu ({cpu['cpu']}, {cpu['cores']} cores)"
 
 
 DECLARATIONS = {"artifact", "metrics", "callbacks", "epochs", "tags", "version_tag"}
@@ -164,13 +116,6 @@ def declared(dataset: Any) -> dict[str, Any]:
     return found
 
 
-def _versioned(dataset: Any) -> bool:
-    return (
-        isinstance(dataset, AbstractVersionedDataset)
-        and dataset.resolve_save_version() is not None
-    )
-
-
 def _value(data: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         data = data[part]
@@ -184,8 +129,7 @@ class TrackingHook:
         self._mlflow: MlflowHook | None = None  # once the store answered
         self._run_id: str | None = None  # the run this session records into
         self._catalog: Any = None
-        self._saved: dict[str, str] = {}  # dataset -> the version this run saved
-        self._loggers: dict[str | None, Any] = {}  # namespace -> its EpochLogger
+        self._saved: dict[str, str] = {}  # version_tag's dataset -> version saved
         self._training_tags: dict[str | None, dict[str, str]] = {}
         self._warned: set[str] = set()
 
@@ -226,19 +170,17 @@ class TrackingHook:
         context.config_loader["mlflow"] = conf
         uri = conf["server"]["mlflow_tracking_uri"]
         hook = MlflowHook()
-        problem = unreachable(uri)
-        if problem is None:
-            try:
+        try:
+            with mock.patch.dict(os.environ, FIRST_CONTACT):
                 hook.after_context_created(context)
-            except STORE_ERRORS as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-        if problem is not None:
+        except STORE_ERRORS as exc:
             logger.warning(
-                "MLflow tracking store %s cannot be reached (%s): this run is not "
+                "MLflow tracking store %s cannot be reached (%s: %s): this run is not "
                 "recorded; its outputs are saved as usual. Set MLFLOW_TRACKING_URI (or "
                 "mlflow.yml's server), or CIFAR10_KEDRO_TRACKING=false.",
                 uri,
-                problem,
+                type(exc).__name__,
+                exc,
             )
             return
         self._mlflow = hook
@@ -250,8 +192,8 @@ class TrackingHook:
         self, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
         # One hook serves every session of a process: nothing of an earlier run.
-        self._run_id, self._catalog, self._saved = None, catalog, {}
-        self._loggers, self._training_tags = {}, {}
+        self._run_id, self._catalog = None, catalog
+        self._saved, self._training_tags = {}, {}
         if self._mlflow is None:
             return
         with self._best_effort("start the MLflow run"):
@@ -266,7 +208,7 @@ class TrackingHook:
                 "package_version": cifar10_kedro.__version__,
                 "git_commit": commit,
                 "mlflow.source.git.commit": commit.removesuffix("-dirty"),
-                "device": device(),
+                "device": describe_device(),
                 **self._evaluated(pipeline, catalog),
             }
             self._tag(tags)
@@ -319,19 +261,19 @@ class TrackingHook:
             if prefix is not None:
                 from .callbacks import EpochLogger  # noqa: PLC0415 - imports Keras
 
-                epochs = EpochLogger(lambda rows, p=prefix: self._log_epochs(rows, p))
-                self._loggers[node.namespace] = epochs
+                epochs = EpochLogger(lambda rows, p=prefix: self._log_metrics(rows, p))
                 return {name: [*callbacks, epochs]}
         return None
 
-    def _log_epochs(self, rows: dict[int, dict[str, float]], prefix: str) -> None:
+    def _log_metrics(self, rows: dict[int, dict[str, float]], prefix: str) -> None:
+        """Log ``{step: {name: value}}`` as the run's metrics, ``prefix`` before names."""
         now = int(time.time() * 1000)
         metrics = [
             Metric(f"{prefix}{name}", float(value), now, step)
             for step, row in sorted(rows.items())
             for name, value in row.items()
         ]
-        with self._best_effort("log the epochs' metrics"):
+        with self._best_effort("log metrics"):
             self._client.log_batch(self._run_id, metrics=metrics, synchronous=True)
 
     @hook_impl
@@ -339,24 +281,18 @@ class TrackingHook:
         if self._run_id is None:
             return
         dataset = self._catalog.get(dataset_name)
-        if _versioned(dataset):
-            self._saved[dataset_name] = dataset.resolve_save_version()
         wanted = declared(dataset)
         with self._best_effort(f"log {dataset_name}"):
             if "artifact" in wanted:
                 self._log_artifact(data, wanted["artifact"])
             if "metrics" in wanted:
-                now = int(time.time() * 1000)
-                metrics = [
-                    Metric(f"{wanted['metrics']}{k}", float(v), now, 0)
-                    for k, v in data.items()
-                ]
-                self._client.log_batch(self._run_id, metrics=metrics)
+                self._log_metrics({0: data}, wanted["metrics"])
             if "tags" in wanted:
                 tags = {tag: _value(data, key) for key, tag in wanted["tags"].items()}
                 self._training_tags[node.namespace] = tags
                 self._tag(tags)
             if "version_tag" in wanted:
+                self._saved[dataset_name] = dataset.resolve_save_version()
                 self._tag({wanted["version_tag"]: self._saved[dataset_name]})
             if "epochs" in wanted:
                 self._restored_epochs(data, wanted["epochs"], node.namespace)
@@ -373,44 +309,36 @@ class TrackingHook:
             self._client.log_dict(self._run_id, data, path)
 
     def _restored_epochs(self, history: Any, prefix: str, namespace: str) -> None:
-        """Log the epochs of ``history`` not logged live; if training resumed from a
-        checkpoint, end the interrupted training's run, which no process records."""
+        """Log the epochs of ``history`` not logged live: those a training resumed from
+        its checkpoint restored. The interrupted training's runs (left RUNNING by the
+        killed process: same training tags) end as KILLED."""
         from cifar10_kedro.pipelines.model_training.training_state import (  # noqa: PLC0415
             EPOCH_METRICS,
         )
 
-        logged = {
-            m.step
-            for m in self._client.get_metric_history(
-                self._run_id, f"{prefix}{EPOCH_METRICS[0]}"
-            )
-        }
+        metric = f"{prefix}{EPOCH_METRICS[0]}"
+        live = {m.step for m in self._client.get_metric_history(self._run_id, metric)}
         rows = {
             int(row["epoch"]): {name: row[name] for name in EPOCH_METRICS}
             for row in history.to_dict("records")
-            if int(row["epoch"]) not in logged
+            if int(row["epoch"]) not in live
         }
-        self._log_epochs(rows, prefix)
-        live = self._loggers.get(namespace)
-        first = live.first_epoch if live is not None else None
-        if rows and (first is None or first > 1):
-            self._end_interrupted(namespace, first or max(rows) + 1)
-
-    def _end_interrupted(self, namespace: str | None, epoch: int) -> None:
-        tags = self._training_tags.get(namespace, {})
-        found = self._client.search_runs(
-            [self._experiment_id],
-            " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()),
-        )
-        ended = [
-            r.info.run_id
-            for r in found
-            if r.info.status == "RUNNING" and r.info.run_id != self._run_id
+        if not rows:
+            return
+        self._log_metrics(rows, prefix)
+        # The interrupted training's runs: the same training's, still RUNNING.
+        same = [
+            f"tags.`{k}` = '{v}'"
+            for k, v in self._training_tags.get(namespace, {}).items()
         ]
+        where = " and ".join([*same, "attributes.status = 'RUNNING'"])
+        found = self._client.search_runs([self._experiment_id], where) if same else []
+        ended = [r.info.run_id for r in found if r.info.run_id != self._run_id]
         for run_id in ended:
             self._client.set_tag(run_id, "resumed_in", self._run_id)
             self._client.set_terminated(run_id, "KILLED")
         prefix = f"{namespace}." if namespace else ""
+        epoch = min(live, default=max(rows) + 1)  # the first this command trained
         tags = {f"{prefix}resumed_at_epoch": epoch}
         self._tag(tags | ({f"{prefix}resumed_from": ",".join(ended)} if ended else {}))
         logger.info(
@@ -434,18 +362,18 @@ class TrackingHook:
         self._run_id = None
 
     def _model_versions(self, catalog: Any) -> dict[str, str] | None:
-        """The versions this run saved of the MLflow model's versioned inputs
-        (``inference.create_request_pipeline``), or None if it saved not all."""
+        """The versions this run saved of the MLflow model's inputs that declare a
+        ``version_tag`` (``inference.create_request_pipeline``'s trained model), or
+        None if it saved not all of them."""
         from cifar10_kedro.pipelines.inference.pipeline import (  # noqa: PLC0415
             create_request_pipeline,
         )
 
-        wanted = {
-            n for n in create_request_pipeline().inputs() if _versioned(catalog.get(n))
-        }
-        if not wanted or not wanted <= set(self._saved):
-            return None
-        return {name: self._saved[name] for name in wanted}
+        inputs = create_request_pipeline().inputs()
+        wanted = {n for n in inputs if "version_tag" in declared(catalog.get(n))}
+        if wanted and wanted <= set(self._saved):
+            return {name: self._saved[name] for name in wanted}
+        return None
 
     @hook_impl
     def on_pipeline_error(

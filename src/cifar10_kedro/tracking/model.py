@@ -1,12 +1,6 @@
-"""The MLflow model of a training run: the inference request pipeline with its model.
-
-``inference.create_request_pipeline`` takes a table of images (``image``: each file's
-bytes in base64, and an optional ``file``) to their predictions. Logged with
-kedro-mlflow's ``KedroPipelineModel``, which stores the pipeline's other inputs (the
-trained model of this run's version, the class names, ``params:inference``), it is
-what ``mlflow.pyfunc.load_model("models:/<experiment>/<version>")`` and
-``mlflow models serve`` run outside Kedro.
-"""
+"""The MLflow model of a training run: the inference request pipeline with its model,
+for ``mlflow.pyfunc.load_model("models:/<experiment>/<version>")`` and ``mlflow models
+serve`` outside Kedro (docs/tracking.md)."""
 
 from __future__ import annotations
 
@@ -32,8 +26,11 @@ REQUIREMENTS = (
 
 
 def log_model(catalog: Any, versions: dict[str, str], name: str) -> None:
-    """Log the request pipeline to the active run as its model ``model``, the
-    datasets of ``versions`` pinned to those versions, and register it as ``name``."""
+    """Log ``inference.create_request_pipeline`` (a table of images, ``image``: each
+    file's bytes in base64, and an optional ``file``, to their predictions) to the
+    active run as its model ``model``, with kedro-mlflow's ``KedroPipelineModel``, which
+    stores the pipeline's other inputs (the datasets of ``versions`` pinned to those
+    versions); register it as ``name``."""
     import keras  # noqa: PLC0415
     from kedro_mlflow.mlflow import KedroPipelineModel  # noqa: PLC0415
     from mlflow.models import ModelSignature  # noqa: PLC0415

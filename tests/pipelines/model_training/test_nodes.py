@@ -319,18 +319,6 @@ def test_resolve_precision_explicit(precision) -> None:
     assert resolve_precision(precision) == precision
 
 
-def test_has_gpu_asks_the_backend_in_use(monkeypatch) -> None:
-    """Under TensorFlow, GPUs are TensorFlow's physical devices (the CPU machine of
-    the tests has none)."""
-    import tensorflow as tf  # noqa: PLC0415 - the backend of these tests
-
-    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: ["gpu:0"])
-    assert nodes.has_gpu()
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
-    assert not nodes.has_gpu()
-
-
 def test_mixed_float16_gets_loss_scaling(tmp_path) -> None:
     params = tiny_params(tmp_path, model={"precision": "mixed_float16"})
     x_train, y_train, *_ = tiny_data()

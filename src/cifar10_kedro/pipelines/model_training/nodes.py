@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 import cifar10_kedro
-from cifar10_kedro.hardware import has_native_bfloat16
+from cifar10_kedro.hardware import has_gpu, has_native_bfloat16
 
 from . import distribution
 from .architectures import WHITENING_LAYER, assemble, dirac_kernel, whitening_weights
@@ -40,24 +40,6 @@ logger = logging.getLogger(__name__)
 # what one device does, but for floating-point rounding: a checkpoint resumes on
 # any number of devices).
 _NOT_TRAINING = {"resume", "verbose", "checkpoint", "distribution"}
-
-
-def has_gpu() -> bool:
-    """Return whether the Keras backend sees a GPU."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax  # noqa: PLC0415 - only under that backend
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if backend == "tensorflow":
-        import tensorflow as tf  # noqa: PLC0415
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "torch":
-        import torch  # noqa: PLC0415
-
-        return bool(torch.cuda.is_available())
-    return False
 
 
 def resolve_precision(precision: str) -> str:
