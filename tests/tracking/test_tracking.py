@@ -185,11 +185,11 @@ def test_the_model_is_registered_and_classifies_images(tracked):
     assert answer["error"][1] == ""
 
 
-def test_a_reporting_run_lands_under_the_run_of_the_model_it_evaluates(tracked):
-    """A second training, then `--pipeline reporting` on each model: each reporting
-    run is recorded as a child of the run that trained the model it loads."""
-    project, data, client = tracked["project"], tracked["data"], tracked["client"]
-    first_run = tracked["run"]
+@pytest.fixture(scope="module")
+def second_training(tracked) -> dict[str, str]:
+    """A second training (another seed), then `--pipeline reporting` on each model,
+    the first model last; return the two model versions."""
+    project, data = tracked["project"], tracked["data"]
     first = versions(data, "06_models/model.keras")[0]
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
@@ -212,7 +212,16 @@ def test_a_reporting_run_lands_under_the_run_of_the_model_it_evaluates(tracked):
                 for name in ("trained_model", "training_history", "training_config")
             },
         )
-    second = versions(data, "06_models/model.keras")[-1]
+    return {"first": first, "second": versions(data, "06_models/model.keras")[-1]}
+
+
+def test_a_reporting_run_lands_under_the_run_of_the_model_it_evaluates(
+    tracked, second_training
+):
+    """Each reporting run is recorded as a child of the run that trained the model it
+    loads."""
+    data, client, first_run = tracked["data"], tracked["client"], tracked["run"]
+    first, second = second_training["first"], second_training["second"]
     assert second != first
     runs = client.search_runs(
         [tracked["experiment"].experiment_id], order_by=["attributes.start_time ASC"]
@@ -221,6 +230,7 @@ def test_a_reporting_run_lands_under_the_run_of_the_model_it_evaluates(tracked):
     _, second_run, on_second, on_first = runs
     assert second_run.data.tags["trained_model_version"] == second
     assert second_run.info.run_name == "model_training+reporting"
+    assert "mlflow.parentRunId" not in second_run.data.tags  # a training is a root
     for child, parent, version in (
         (on_second, second_run, second),
         (on_first, first_run, first),
@@ -238,8 +248,7 @@ def test_a_reporting_run_lands_under_the_run_of_the_model_it_evaluates(tracked):
     assert first_run.info.run_id != second_run.info.run_id
 
 
-def test_compare_runs_prints_the_trainings_side_by_side(tracked):
-    """Needs the second training above (same module, runs in order)."""
+def test_compare_runs_prints_the_trainings_side_by_side(tracked, second_training):
     client = tracked["client"]
     mlflow.set_tracking_uri(tracked["uri"])
     table = runs_table([EXPERIMENT])

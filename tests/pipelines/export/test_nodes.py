@@ -154,6 +154,19 @@ def test_int8_calibration_reads_only_the_images_it_is_given(exported, images):
     assert any(not np.array_equal(scales[0][k], scales[1][k]) for k in scales[0])
 
 
+def shifted_classes(model: keras.Model, images: np.ndarray) -> keras.Model:
+    """A copy of ``model`` whose classes are shifted by one (its dense layer's outputs
+    rolled): its argmax differs from ``model``'s on every image."""
+    shifted = keras.models.clone_model(model)
+    shifted(images[:1])
+    shifted.set_weights(model.get_weights())
+    dense = next(
+        layer for layer in shifted.layers if isinstance(layer, keras.layers.Dense)
+    )
+    dense.set_weights([np.roll(w, 1, axis=-1) for w in dense.get_weights()])
+    return shifted
+
+
 def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
     mixed_model, exported, images, tmp_path
 ):
@@ -175,20 +188,14 @@ def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
         100 * (metrics["accuracy"]["onnx"] - metrics["accuracy"]["onnx_int8"])
     )
 
-    # An ONNX graph of another model is caught.
-    other = keras.models.clone_model(copy)
-    other(images[:1])
-    other_dataset = OnnxModelDataset(filepath=str(tmp_path / "other.onnx"))
-    other_dataset.save(other)
+    # An ONNX graph of another model is caught. Another model that disagrees on
+    # every image: a fresh initialisation of this untrained one may well predict the
+    # same single class everywhere.
+    other = OnnxModelDataset(filepath=str(tmp_path / "other.onnx"))
+    other.save(shifted_classes(copy, images))
     with pytest.raises(ExportMismatchError, match=r"onnx: argmax agreement"):
         evaluate_exports(
-            mixed_model,
-            copy,
-            other_dataset.load(),
-            exported["int8"],
-            images,
-            labels,
-            EXPORT,
+            mixed_model, copy, other.load(), exported["int8"], images, labels, EXPORT
         )
 
 
@@ -199,15 +206,8 @@ def test_an_int8_graph_that_loses_accuracy_is_refused(
     rolled): wrong wherever the float32 graph is right."""
     copy = exported["copy"]
     labels = copy.predict(images, verbose=0).argmax(axis=1)  # float32: all right
-    shifted = keras.models.clone_model(copy)
-    shifted(images[:1])
-    shifted.set_weights(copy.get_weights())
-    dense = next(
-        layer for layer in shifted.layers if isinstance(layer, keras.layers.Dense)
-    )
-    dense.set_weights([np.roll(w, 1, axis=-1) for w in dense.get_weights()])
     dataset = OnnxModelDataset(filepath=str(tmp_path / "shifted.onnx"))
-    dataset.save(shifted)
+    dataset.save(shifted_classes(copy, images))
     wrong = quantize_int8(dataset.load(), images, VERSION, EXPORT)
     with pytest.raises(ExportMismatchError, match=r"onnx_int8: test accuracy .* below"):
         evaluate_exports(
