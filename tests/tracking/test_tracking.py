@@ -329,6 +329,41 @@ def test_a_store_failing_during_the_run_costs_warnings_not_a_result(tracked, tmp
     assert "test_accuracy" in run.data.metrics
 
 
+def test_a_run_whose_start_half_failed_is_ended_not_left_active(tracked, tmp_path):
+    """kedro-mlflow starts the run, then the store fails on its first tags: the run
+    is still ended when the pipeline ends, so that no later session in the process
+    (a notebook's) is recorded inside it."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = versions(tracked["data"], "06_models/model.keras")[0]
+
+    def failing(tags):
+        raise MlflowException("the store failed (test)")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tracked["project"])
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("CIFAR10_RAW_PATH", str(tracked["raw"]))
+        mp.setattr(mlflow, "set_tags", failing)
+        # The first model's reports, as the newest ones are already (second_training).
+        run_session(
+            tracked["project"],
+            "smoke",
+            pipeline_names=["reporting"],
+            load_versions={
+                name: first
+                for name in ("trained_model", "training_history", "training_config")
+            },
+        )
+    assert mlflow.active_run() is None
+    client = MlflowClient(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(EXPERIMENT).experiment_id]
+    )
+    assert run.info.status == "FINISHED"
+
+
 def test_tracking_turned_off_records_nothing(tracked):
     client = tracked["client"]
     experiment = tracked["experiment"].experiment_id

@@ -352,9 +352,9 @@ class TrackingHook:
     def after_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
-        if self._run_id is None:
+        if self._mlflow is None:  # kedro-mlflow ends what it started, even half
             return
-        if versions := self._model_versions(catalog):
+        if self._run_id and (versions := self._model_versions(catalog)):
             with self._best_effort("log the model"):
                 log_model(catalog, versions, self._experiment)
         with self._best_effort("end the MLflow run"):
@@ -379,7 +379,7 @@ class TrackingHook:
     def on_pipeline_error(
         self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any
     ) -> None:
-        if self._run_id is None:
+        if self._mlflow is None:
             return
         with self._best_effort("close the failed MLflow run"):
             self._mlflow.on_pipeline_error(error, run_params, pipeline, catalog)
