@@ -326,11 +326,12 @@ class TrackingHook:
         if not rows:
             return
         self._log_metrics(rows, prefix)
+        epoch = min(live, default=max(rows) + 1)  # the first this command trained
+        if epoch == 1:  # not resumed: epochs whose live logging failed
+            return
         # The interrupted training's runs: the same training's, still RUNNING.
-        same = [
-            f"tags.`{k}` = '{v}'"
-            for k, v in self._training_tags.get(namespace, {}).items()
-        ]
+        training = self._training_tags.get(namespace, {})
+        same = [f"tags.`{k}` = '{v}'" for k, v in training.items()]
         where = " and ".join([*same, "attributes.status = 'RUNNING'"])
         found = self._client.search_runs([self._experiment_id], where) if same else []
         ended = [r.info.run_id for r in found if r.info.run_id != self._run_id]
@@ -338,7 +339,6 @@ class TrackingHook:
             self._client.set_tag(run_id, "resumed_in", self._run_id)
             self._client.set_terminated(run_id, "KILLED")
         prefix = f"{namespace}." if namespace else ""
-        epoch = min(live, default=max(rows) + 1)  # the first this command trained
         tags = {f"{prefix}resumed_at_epoch": epoch}
         self._tag(tags | ({f"{prefix}resumed_from": ",".join(ended)} if ended else {}))
         logger.info(
