@@ -185,6 +185,16 @@ def test_the_model_is_registered_and_classifies_images(tracked):
     assert answer["error"][1] == ""
 
 
+def report_on(project: Path, version: str) -> None:
+    """`--pipeline reporting` on the trained model ``version`` (with its history and
+    configuration), in this process."""
+    outputs = ("trained_model", "training_history", "training_config")
+    load_versions = {name: version for name in outputs}
+    run_session(
+        project, "smoke", pipeline_names=["reporting"], load_versions=load_versions
+    )
+
+
 @pytest.fixture(scope="module")
 def second_training(tracked) -> dict[str, str]:
     """A second training (another seed), then `--pipeline reporting` on each model,
@@ -203,15 +213,7 @@ def second_training(tracked) -> dict[str, str]:
         ) as session:
             session.run(pipeline_names=["model_training", "reporting"])
         run_session(project, "smoke", pipeline_names=["reporting"])
-        run_session(
-            project,
-            "smoke",
-            pipeline_names=["reporting"],
-            load_versions={
-                name: first
-                for name in ("trained_model", "training_history", "training_config")
-            },
-        )
+        report_on(project, first)
     return {"first": first, "second": versions(data, "06_models/model.keras")[-1]}
 
 
@@ -347,15 +349,7 @@ def test_a_run_whose_start_half_failed_is_ended_not_left_active(tracked, tmp_pat
         mp.setenv("CIFAR10_RAW_PATH", str(tracked["raw"]))
         mp.setattr(mlflow, "set_tags", failing)
         # The first model's reports, as the newest ones are already (second_training).
-        run_session(
-            tracked["project"],
-            "smoke",
-            pipeline_names=["reporting"],
-            load_versions={
-                name: first
-                for name in ("trained_model", "training_history", "training_config")
-            },
-        )
+        report_on(tracked["project"], first)
     assert mlflow.active_run() is None
     client = MlflowClient(uri)
     (run,) = client.search_runs(
