@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,6 +25,9 @@ NOISE = {
     "TensorFlow's failed CUDA probe": "cuInit",
     "TensorFlow's CUDA plugin registration": "Unable to register",
     "TensorFlow's CPU-feature banner": "cpu_feature_guard",
+    "absl's notice before its logging starts": "absl::InitializeLog",
+    "TensorFlow's oneDNN notice": "oneDNN custom operations",
+    "TensorFlow's CUDA stub notice": "Could not find cuda drivers",
     "kedro-telemetry's debug line when offline": "Heap",
 }
 OWN_LINES = [
@@ -50,6 +55,45 @@ def test_a_level_the_user_set_is_kept(monkeypatch) -> None:
     with warnings.catch_warnings():
         _quiet.quiet_third_party_noise()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_import_noise_is_dropped_and_every_other_line_kept(capfd) -> None:
+    with _quiet.filtered_stderr():
+        # As TensorFlow's C++ core writes them: straight to file descriptor 2.
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called")
+        os.write(2, b" are written to STDERR\n")
+        os.write(
+            2, b"I0000 00:00:1.2 7 port.cc:153] oneDNN custom operations are on.\n"
+        )
+        os.write(2, b"E0000 00:00:1.3 7 some_kernel.cc:9] a real error\n")
+    assert (
+        capfd.readouterr().err == "E0000 00:00:1.3 7 some_kernel.cc:9] a real error\n"
+    )
+
+
+def test_an_import_that_fails_still_shows_everything_it_wrote(capfd) -> None:
+    with pytest.raises(ImportError), _quiet.filtered_stderr():
+        os.write(2, b"libfoo.so: cannot open shared object file\n")
+        raise ImportError("libfoo.so")
+    assert "cannot open shared object file" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("level", [None, "0"], ids=["quiet", "user-set level"])
+def test_importing_tensorflow_prints_nothing_unless_the_user_set_a_level(level) -> None:
+    code = "import cifar10_kedro, keras; keras.ops.ones(1)"
+    env = environment(TF_CPP_MIN_LOG_LEVEL=level)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    noise = [token for token in NOISE.values() if token in result.stderr]
+    if level is None:
+        assert result.stderr == "", result.stderr
+    else:  # the user asked for TensorFlow's own lines: nothing is filtered
+        assert "absl::InitializeLog" in noise, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,17 @@ and ``kedro viz``, the benchmarks and the tests. Log levels are in ``conf/loggin
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
+import importlib.abc
+import importlib.machinery
 import logging
 import os
+import re
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 
 # (message, module that raises it): each hidden only where that library raises it, so the
 # same warning from any other code (the project's included) still shows.
@@ -26,9 +33,24 @@ KNOWN_WARNINGS = (
 )
 
 
+# Lines TensorFlow's C++ core writes to stderr while it is imported, before its log
+# level applies (absl logs before InitializeLog regardless of TF_CPP_MIN_LOG_LEVEL), once
+# for each of its two shared libraries: notices, not errors, on every CPU-only machine.
+IMPORT_NOISE = (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
+    r"\] oneDNN custom operations are on\.",
+    r"\] Could not find cuda drivers on your machine, GPU will not be used\.",
+)
+
+
 def quiet_third_party_noise() -> None:
-    """Set TensorFlow's C++ log level (unless the user did); hide KNOWN_WARNINGS."""
+    """Set TensorFlow's C++ log level and hide its import notices (unless the user set
+    the level); hide KNOWN_WARNINGS."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        if "tensorflow" not in sys.modules and not any(
+            isinstance(f, QuietTensorFlowImport) for f in sys.meta_path
+        ):
+            sys.meta_path.insert(0, QuietTensorFlowImport())
         # 2 hides TensorFlow's C++ INFO and WARNING lines (CPU-feature banners and the
         # like). Without a CUDA driver its GPU probe fails by design and logs ERRORs
         # ("failed call to cuInit", "Unable to register cuDNN factory"): 3 hides those.
@@ -60,3 +82,58 @@ class KnownLoggedWarnings(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not any(known in message for known in KNOWN_LOGGED_WARNINGS)
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise: tuple[str, ...] = IMPORT_NOISE) -> Iterator[None]:
+    """Capture what is written to file descriptor 2 (C++ code included) inside the
+    block, then write it back to stderr without the lines that match ``noise``: every
+    other line, an error above all, still shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = [x for x in lines if not any(re.search(p, x) for p in noise)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+class QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` as the other finders do, once, and imports it inside
+    ``filtered_stderr``: wherever TensorFlow is first imported (Keras' backend, a
+    notebook, MLflow), its import notices stay off the screen."""
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201 - the protocol's
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once; the real finders do the finding
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _FilteredLoader(spec.loader)
+        return spec
+
+
+class _FilteredLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec):  # noqa: ANN001, ANN201 - the protocol's
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:  # noqa: ANN001
+        # TensorFlow's own loader again, for whatever asks it later (resources, source).
+        module.__loader__ = module.__spec__.loader = self._loader
+        with filtered_stderr():
+            self._loader.exec_module(module)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._loader, name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +27,18 @@ from tests.tracking.test_tracking import _png_base64
 pytestmark = pytest.mark.slow
 
 SCREENSHOTS = TEST_OUTPUT / "mlflow-ui"
+
+
+def shows_value(text: str, value: float) -> bool:
+    """Whether ``text`` holds ``value`` as a page may write it: in its shortest form
+    (0.1, 0.145) or rounded to three or more decimals (0.104 for 0.10416...)."""
+    for token in re.findall(r"\d+\.\d+", text):
+        decimals = len(token.partition(".")[2])
+        if float(token) == value or (
+            decimals >= 3 and abs(float(token) - value) <= 0.5 * 10**-decimals + 1e-12
+        ):
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -111,11 +124,19 @@ def test_the_mlflow_ui_shows_the_run_and_its_metrics(tracked, browser, tmp_path)
         for name in ("val_accuracy", "test_tta_accuracy", "learning_rate"):
             assert name in text, name
         assert run.info.run_name in text
-        shown = f"{run.data.metrics['test_accuracy']:.3f}"[:4]
-        assert shown in text
+        accuracy = run.data.metrics["test_accuracy"]
+        assert shows_value(text, accuracy), (accuracy, text)
         browser.get(f"{url}/#/experiments/{experiment}/runs")  # Training runs
         wait.until(
             lambda b: run.info.run_name in b.find_element(By.TAG_NAME, "body").text
         )
         browser.save_screenshot(str(SCREENSHOTS / "experiment.png"))
     assert (SCREENSHOTS / "run.png").stat().st_size > 10_000
+
+
+def test_a_value_is_found_in_the_form_a_page_writes_it():
+    assert shows_value("test_accuracy 0.1", 0.1)  # MLflow's UI for 0.1 (not 0.10)
+    assert shows_value("test_accuracy 0.145 ...", 0.145)
+    assert shows_value("0.104", 0.10416666666666667)
+    assert shows_value("0.10416666666666667", 0.10416666666666667)
+    assert not shows_value("0.1 0.15 0.146", 0.145)  # another value, or too coarse
