@@ -59,6 +59,7 @@ from kedro.framework.startup import bootstrap_project
 
 from cifar10_kedro.hardware import describe_cpu
 from cifar10_kedro.pipelines.model_training.batches import TrainingBatches
+from cifar10_kedro.pipelines.model_training.fused import fused_batchnorm
 from cifar10_kedro.pipelines.model_training.nodes import build_model, compile_model
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
 from cifar10_kedro.pipelines.reporting.params import ReportingParams
@@ -187,13 +188,14 @@ def training_rate(
     )
     batches = _batches(params, x, y, model)
     clock = BatchClock()
-    model.fit(
-        **batches.fit_inputs(0, 1),
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-        callbacks=[clock],
-    )
+    with fused_batchnorm(model, params.fit.fused_batchnorm):
+        model.fit(
+            **batches.fit_inputs(0, 1),
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=[clock],
+        )
     timed = len(clock.ends) - 1
     rate = timed * params.fit.batch_size / (clock.ends[-1] - clock.ends[0])
     return rate, model.count_params()
@@ -316,13 +318,18 @@ def stamped(mode: str) -> Path:
 
 
 def write(
-    output: Path | None, mode: str, result: dict[str, Any], *, quiet: bool = False
+    output: Path | None,
+    mode: str,
+    result: dict[str, Any],
+    *,
+    quiet: bool = False,
+    script: str = "benchmark.py",
 ) -> Path:
     """Write ``result`` with the machine and the command to ``output`` (a JSON file)."""
     path = output or stamped(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "command": "python benchmarks/benchmark.py " + " ".join(sys.argv[1:]),
+        "command": f"python benchmarks/{script} " + " ".join(sys.argv[1:]),
         "date": _now(),
         "machine": machine(),
         **result,

@@ -44,13 +44,9 @@ IMPORT_NOISE = (
 
 
 def quiet_third_party_noise() -> None:
-    """Set TensorFlow's C++ log level and hide its import notices (unless the user set
-    the level); hide KNOWN_WARNINGS."""
+    """Set TensorFlow's C++ log level (unless the user did) and hide its import
+    notices (unless that level is 0); hide KNOWN_WARNINGS."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-        if "tensorflow" not in sys.modules and not any(
-            isinstance(f, QuietTensorFlowImport) for f in sys.meta_path
-        ):
-            sys.meta_path.insert(0, QuietTensorFlowImport())
         # 2 hides TensorFlow's C++ INFO and WARNING lines (CPU-feature banners and the
         # like). Without a CUDA driver its GPU probe fails by design and logs ERRORs
         # ("failed call to cuInit", "Unable to register cuDNN factory"): 3 hides those.
@@ -58,6 +54,14 @@ def quiet_third_party_noise() -> None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = (
             "2" if ctypes.util.find_library("cuda") else "3"
         )
+    # The import notices are INFO lines (and absl's warning about them): shown only at
+    # level 0, TensorFlow's "everything". A child process inherits the level set here.
+    if (
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0"
+        and "tensorflow" not in sys.modules
+        and not any(isinstance(f, QuietTensorFlowImport) for f in sys.meta_path)
+    ):
+        sys.meta_path.insert(0, QuietTensorFlowImport())
     for message, module in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message, UserWarning, module)
     shown = logging.getLogger("py.warnings")

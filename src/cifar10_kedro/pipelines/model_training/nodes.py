@@ -18,6 +18,7 @@ from cifar10_kedro.hardware import has_gpu, has_native_bfloat16
 from . import distribution
 from .architectures import WHITENING_LAYER, assemble, dirac_kernel, whitening_weights
 from .batches import TrainingBatches, validation_batch_size, validation_inputs
+from .fused import fused_batchnorm
 from .optimizers import OPTIMIZERS, WarmupLinearDecay
 from .params import (
     CompileParams,
@@ -288,16 +289,17 @@ def train_model(
         state = store.start(model, fit)
         tracker = ResumableTraining(store, state, fit)
         if not state.finished:
-            model.fit(
-                **batches.fit_inputs(state.epoch, fit.epochs),
-                epochs=fit.epochs,
-                initial_epoch=state.epoch,
-                validation_data=validation,
-                validation_batch_size=validation_batch_size(fit.batch_size, shard),
-                callbacks=[tracker, *(callbacks or [])],
-                shuffle=False,  # the batches are already in their seeded order
-                verbose=fit.verbose,
-            )
+            with fused_batchnorm(model, fit.fused_batchnorm):
+                model.fit(
+                    **batches.fit_inputs(state.epoch, fit.epochs),
+                    epochs=fit.epochs,
+                    initial_epoch=state.epoch,
+                    validation_data=validation,
+                    validation_batch_size=validation_batch_size(fit.batch_size, shard),
+                    callbacks=[tracker, *(callbacks or [])],
+                    shuffle=False,  # the batches are already in their seeded order
+                    verbose=fit.verbose,
+                )
     if tracker.failure:
         raise NonFiniteLossError(
             _divergence_message(tracker.failure, state, fit, store)

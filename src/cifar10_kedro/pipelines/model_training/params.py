@@ -244,6 +244,9 @@ class FitParams(Params):
     resume: bool
     # Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent.
     verbose: Literal["auto", 0, 1, 2]
+    # Under TensorFlow, BatchNorm trains with its fused kernel (``fused.py``): the same
+    # layers and saved model, fewer ops; other backends ignore it.
+    fused_batchnorm: bool
     # One device or data-parallel over several (see DistributionParams).
     distribution: DistributionParams
 

@@ -1,0 +1,391 @@
+"""Where a training epoch's time goes on this CPU, and what could take it back.
+
+Usage (from the project root, after ``bash scripts/setup.sh``; the data_ingestion
+pipeline run once)::
+
+    python benchmarks/training_speed.py --profile         # per op, TF's profiler
+    python benchmarks/training_speed.py --candidates      # every candidate, side by side
+    python benchmarks/training_speed.py --candidates --isa AVX2   # as on an AVX2-only CPU
+
+``--profile`` times a few training steps of the default network under TensorFlow's
+profiler and sums the time of every op it ran (the XPlane trace, read with the
+protobuf TensorFlow ships), by kind: convolutions, their two gradients, BatchNorm,
+GELU, pooling, the optimizer, the rest; beside them, timed on their own, the input
+pipeline (batches and their augmentation), validation and the checkpoint. Each is
+given as seconds of one epoch of the default run and as its share.
+
+``--candidates`` measures, each in a process of its own (so that settings read at
+import take effect) and one after another on the same machine, the steady-state
+training images/s of the default network under each candidate of ``CANDIDATES``:
+TensorFlow's thread and oneDNN settings, XLA (``jit_compile``), the JAX backend,
+GELU's tanh form, fused BatchNorm. ``--isa AVX2`` caps oneDNN at AVX2
+(``ONEDNN_MAX_CPU_ISA``), the closest this machine comes to an AVX2-only CPU; the
+figures then say so. The float32 bound is a large NumPy matmul on the same cores.
+
+Figures are printed and written to JSON (``--output``; by default under
+``benchmarks/results/``), with the machine.
+"""
+
+# ruff: noqa: I001 - the package is imported first: it quiets TensorFlow's start-up
+from __future__ import annotations
+
+import cifar10_kedro  # noqa: F401
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import (  # noqa: E402 - a sibling script
+    _batches,
+    load,
+    print_figures,
+    training_params,
+    write,
+)
+
+# What a step of 2 float32 multiply-adds costs: a forward and backward pass of the
+# default network, about 3x its 118 M multiply-adds an image forward.
+MATMUL_SIZE = 2048
+
+# name -> (environment of its process, options applied in it). The first is the
+# reference every other is compared with.
+CANDIDATES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    "tensorflow (default)": ({}, {}),
+    "tensorflow, 1 inter-op thread": ({}, {"inter_op": 1}),
+    "tensorflow, oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {}),
+    "tensorflow + XLA (jit_compile)": ({}, {"jit_compile": True}),
+    "tensorflow, GELU tanh form": ({}, {"gelu_tanh": True}),
+    "tensorflow, fused BatchNorm": ({}, {"fused_batchnorm": True}),
+    "tensorflow, fused BatchNorm, 1 inter-op thread": (
+        {},
+        {"fused_batchnorm": True, "inter_op": 1},
+    ),
+    "tensorflow + XLA, GELU tanh form": ({}, {"jit_compile": True, "gelu_tanh": True}),
+    "jax (XLA on the CPU)": ({"KERAS_BACKEND": "jax"}, {}),
+    "jax, GELU tanh form": ({"KERAS_BACKEND": "jax"}, {"gelu_tanh": True}),
+    # Needs torch (not a dependency: pip install torch==2.13.0 for the CPU build).
+    "torch (oneDNN, channels-last)": ({"KERAS_BACKEND": "torch"}, {}),
+}
+
+# --profile: the op kinds, by the first pattern found in an op's "name:type".
+KINDS = (
+    ("convolution, gradient of the input", ("Conv2DBackpropInput",)),
+    ("convolution, gradient of the kernel", ("Conv2DBackpropFilter",)),
+    ("convolution, forward", ("Conv2D",)),
+    ("optimizer (SGD, lookahead, weight decay)", ("optimizer", "sgd", "SGD", "Assign")),
+    ("BatchNorm and its gradient", ("batch_normalization", "BatchNorm", "moments")),
+    ("GELU and its gradient", ("Gelu", "gelu", "activation")),
+    ("max pooling and its gradient", ("MaxPool", "max_pool")),
+    ("loss, metrics, head", ("loss", "compile_", "Softmax", "dense", "MatMul")),
+)
+
+
+def _params(precision: str) -> dict[str, Any]:
+    return {"model_training": {"model": {"precision": precision}}}
+
+
+def _setup(precision: str, steps: int, options: dict[str, Any]) -> tuple[Any, ...]:
+    """The default network compiled as ``train_model`` would, its batches and config."""
+    import keras  # noqa: PLC0415 - after the process's environment is set
+
+    from cifar10_kedro.pipelines.model_training.nodes import (  # noqa: PLC0415
+        build_model,
+        compile_model,
+    )
+
+    if options.get("inter_op") and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # noqa: PLC0415
+
+        tf.config.threading.set_inter_op_parallelism_threads(options["inter_op"])
+    config = training_params("base", _params(precision))
+    x, y = load("base", {}, "x_train", "y_train")
+    index = np.arange(config.fit.batch_size * (steps + 1)) % len(x)
+    x, y = x[index], y[index]
+    model = build_model(config.model, config.seed, x)
+    if options.get("gelu_tanh"):
+        _gelu_tanh(model)
+    if options.get("fused_batchnorm"):
+        _fused_batchnorm(model)
+    model = compile_model(model, config.compile, config.fit, y)
+    if options.get("jit_compile"):
+        model.jit_compile = True
+    return model, _batches(config, x, y, model), config
+
+
+def _gelu_tanh(model: Any) -> None:
+    import keras  # noqa: PLC0415
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Activation) and "gelu" in str(
+            layer.activation
+        ):
+            layer.activation = lambda x: keras.activations.gelu(x, approximate=True)
+
+
+def _fused_batchnorm(model: Any) -> None:
+    """TensorFlow's fused BatchNorm kernel (oneDNN) in training, Keras' own update of
+    the running statistics."""
+    import keras  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    def fused(layer: Any) -> Any:
+        plain = layer.call
+
+        def call(inputs: Any, training: Any = None, mask: Any = None) -> Any:
+            if not training:
+                return plain(inputs, training=training, mask=mask)
+            channels = inputs.shape[-1]
+            scale = layer.gamma if layer.scale else tf.ones([channels])
+            offset = layer.beta if layer.center else tf.zeros([channels])
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs,
+                tf.cast(scale, "float32"),
+                tf.cast(offset, "float32"),
+                epsilon=layer.epsilon,
+                is_training=True,
+            )
+            m = layer.momentum
+            layer.moving_mean.assign(layer.moving_mean * m + mean * (1 - m))
+            layer.moving_variance.assign(layer.moving_variance * m + variance * (1 - m))
+            return y
+
+        return call
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.call = fused(layer)
+
+
+def steady_rate(model: Any, batches: Any, steps: int) -> tuple[float, list[float]]:
+    """Training images/s over ``steps`` steps after one warm-up step (tracing), each
+    step a batch as ``train_model`` makes it and one ``train_on_batch``."""
+    times = []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        images, labels = batches.batch(0, step)
+        model.train_on_batch(images, labels)
+        times.append(time.perf_counter() - start)
+    timed = times[1:]
+    return batches.batch_size * len(timed) / sum(timed), timed
+
+
+def matmul_bound() -> float:
+    """Float32 multiply-adds' GFLOP/s of a large NumPy matmul on these cores."""
+    a = np.random.default_rng(0).random((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    return 5 * 2 * MATMUL_SIZE**3 / (time.perf_counter() - start) / 1e9
+
+
+def model_flops(model: Any) -> float:
+    """Floating-point operations of a training step per image: 3 x 2 x the forward
+    multiply-adds of the convolutions and the head (forward, two gradients)."""
+    import keras  # noqa: PLC0415
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += h * w * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return 3 * 2 * total
+
+
+def one(name: str, precision: str, steps: int) -> dict[str, Any]:
+    """Measure candidate ``name`` in this process."""
+    import keras  # noqa: PLC0415
+
+    _, options = CANDIDATES[name]
+    model, batches, _ = _setup(precision, steps, options)
+    rate, times = steady_rate(model, batches, steps)
+    return {
+        "candidate": name,
+        "backend": keras.backend.backend(),
+        "train_img_s": rate,
+        "step_s": times,
+        "gflop_s": rate * model_flops(model) / 1e9,
+    }
+
+
+def candidates(precision: str, steps: int, isa: str | None, names: list[str]) -> dict:
+    bound = matmul_bound()
+    rows = []
+    for name in names:
+        environment, _ = CANDIDATES[name]
+        env = {**os.environ, **environment}
+        if isa:
+            env["ONEDNN_MAX_CPU_ISA"] = isa
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            args = [sys.executable, __file__, "--one", name, "--steps", str(steps)]
+            args += ["--precision", precision, "--output", out.name]
+            done = subprocess.run(
+                args, check=False, env=env, capture_output=True, text=True
+            )
+            if done.returncode:
+                row = {"candidate": name, "error": done.stderr[-2000:]}
+            else:
+                row = json.loads(Path(out.name).read_text())
+        if "gflop_s" in row:
+            row["share_of_matmul_bound"] = row["gflop_s"] / bound
+        rows.append(row)
+        shown = {k: v for k, v in row.items() if k not in ("step_s", "error")}
+        print_figures(shown | ({"error": "yes"} if "error" in row else {}))
+        print(flush=True)
+    return {
+        "precision": precision,
+        "onednn_max_cpu_isa": isa,
+        "steps": steps,
+        "matmul_gflop_s": bound,
+        "rows": rows,
+    }
+
+
+def _kind(name: str) -> str:
+    for kind, patterns in KINDS:
+        if any(p in name for p in patterns):
+            return kind
+    return "other (element-wise, copies, casts)"
+
+
+def op_times(log_dir: Path) -> tuple[collections.Counter, collections.Counter]:
+    """Seconds of every op kind, and of every op type, in the XPlane trace under
+    ``log_dir``."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: PLC0415
+
+    totals: collections.Counter = collections.Counter()
+    types: collections.Counter = collections.Counter()
+    for path in log_dir.rglob("*.xplane.pb"):
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(path.read_bytes())
+        for plane in space.planes:
+            for line in plane.lines:
+                if not line.name.startswith("tf_Compute"):
+                    continue  # the executor's threads: one event an op
+                for event in line.events:
+                    name = plane.event_metadata[event.metadata_id].name
+                    if ":" in name.replace("::", ""):  # "scope/op:Type" alone
+                        totals[_kind(name)] += event.duration_ps / 1e12
+                        types[name.rpartition(":")[2]] += event.duration_ps / 1e12
+    return totals, types
+
+
+def profile(precision: str, steps: int) -> dict[str, Any]:
+    import tensorflow as tf  # noqa: PLC0415
+
+    from cifar10_kedro.pipelines.model_training.batches import (  # noqa: PLC0415
+        validation_inputs,
+    )
+    from cifar10_kedro.pipelines.model_training.nodes import (  # noqa: PLC0415
+        steps_per_epoch,
+    )
+
+    model, batches, config = _setup(precision, steps, {})
+    x_train, x_val, y_val = load("base", {}, "x_train", "x_val", "y_val")
+    epoch_steps = steps_per_epoch(len(x_train), config.fit)
+    steady_rate(model, batches, 1)  # tracing
+    with tempfile.TemporaryDirectory() as log:
+        tf.profiler.experimental.start(log)
+        start = time.perf_counter()
+        for step in range(steps):
+            model.train_on_batch(*batches.batch(0, step))
+        step_s = (time.perf_counter() - start) / steps
+        tf.profiler.experimental.stop()
+        ops, types = op_times(Path(log))
+    # Ops overlap on the executor's threads: each kind's share of the summed op time,
+    # applied to the measured step.
+    summed = sum(ops.values())
+    rows = [
+        {"part": kind, "epoch_s": epoch_steps * step_s * seconds / summed}
+        for kind, seconds in ops.most_common()
+    ]
+    start = time.perf_counter()
+    for step in range(steps):
+        batches.batch(0, step)
+    input_s = (time.perf_counter() - start) / steps * epoch_steps
+    labels = np.eye(10, dtype="float32")[y_val]
+    val = validation_inputs(x_val, labels, config.fit.batch_size)
+    data = val if not isinstance(val, tuple) else val[0]
+    target = None if not isinstance(val, tuple) else val[1]
+    model.evaluate(data, target, verbose=0)  # tracing
+    start = time.perf_counter()
+    model.evaluate(data, target, verbose=0)
+    validation_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        model.save(Path(folder) / "checkpoint.keras")
+        checkpoint_s = time.perf_counter() - start
+    rows += [
+        {"part": "input pipeline (batches, flips, shifts)", "epoch_s": input_s},
+        {"part": "validation", "epoch_s": validation_s},
+        {"part": "checkpoint (model saved)", "epoch_s": checkpoint_s},
+    ]
+    total = sum(r["epoch_s"] for r in rows)
+    op_types = [
+        {"op": op, "epoch_s": epoch_steps * step_s * seconds / summed}
+        for op, seconds in types.most_common(15)
+    ]
+    for row in rows:
+        row["share"] = row["epoch_s"] / total
+        print(f"{row['part']:>45}: {row['epoch_s']:7.1f} s  {row['share']:6.1%}")
+    return {
+        "precision": precision,
+        "steps_profiled": steps,
+        "train_step_s": step_s,
+        "steps_per_epoch": epoch_steps,
+        "epoch_s": total,
+        "rows": rows,
+        "op_types": op_types,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--profile", action="store_true", help="where an epoch goes")
+    mode.add_argument("--candidates", nargs="*", metavar="NAME", help="all if none")
+    mode.add_argument("--one", metavar="NAME", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="float32", help="the dtype policy")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps")
+    parser.add_argument("--isa", help="cap oneDNN at this ISA, e.g. AVX2")
+    parser.add_argument("--output", type=Path, help="JSON file for the figures")
+    args = parser.parse_args(argv)
+    if args.one:
+        Path(args.output).write_text(
+            json.dumps(one(args.one, args.precision, args.steps))
+        )
+        return
+    if args.profile and args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa:
+        # oneDNN reads its cap once, at its first kernel: set it before that.
+        env = {**os.environ, "ONEDNN_MAX_CPU_ISA": args.isa}
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    if args.profile:
+        result, name = profile(args.precision, args.steps), "profile"
+    else:
+        names = args.candidates or list(CANDIDATES)
+        unknown = sorted(set(names) - set(CANDIDATES))
+        if unknown:
+            parser.error(
+                f"unknown candidates {unknown}; expected some of {list(CANDIDATES)}"
+            )
+        result = candidates(args.precision, args.steps, args.isa, names)
+        name = "candidates"
+    result["onednn_max_cpu_isa"] = args.isa
+    write(args.output, f"training-speed-{name}", result, script="training_speed.py")
+
+
+if __name__ == "__main__":
+    main()
