@@ -251,45 +251,120 @@ def sweep_table() -> str:
     return "\n".join(lines)
 
 
+# The default run to the end on the AVX512-BF16 machine: before BatchNorm's fused
+# kernel, with the model card of its export, and with it.
+CPU_RUNS = (
+    (
+        "default-avx512bf16.json",
+        "model-card-default-avx512bf16.json",
+        "Keras' BatchNorm",
+    ),
+    ("default-fused-avx512bf16.json", None, "fused BatchNorm (the default)"),
+)
+
+
+def _cpu_run_cells(run: dict[str, Any], card: dict[str, Any] | None) -> list[str]:
+    f = run["figures"]
+    exports = "-"
+    if card is not None:
+        metrics = card["test_metrics"]
+        exports = (
+            f"{_pct(metrics['accuracy']['onnx'])} / "
+            f"{_pct(metrics['accuracy']['onnx_int8'])} "
+            f"({_pct(metrics['onnx_int8_vs_float32_copy']['argmax_agreement'])})"
+        )
+    return [
+        f"{f['train_img_s']:,.0f}",
+        f"{f['epoch_s']:.0f}",
+        f"{f['training_s'] / 60:.1f}",
+        f"{f['wall_s'] / 60:.1f}",
+        _pct(f["best_val_accuracy"]),
+        _pct(f["val_accuracy_tta"]),
+        f"{_pct(f['test_accuracy'])} / {_pct(f['test_accuracy_tta'])}",
+        f"{f['test_ece']:.3f} / {f['test_ece_temperature_scaled']:.3f} "
+        f"(T = {f['temperature']:.2f})",
+        f"{f['peak_rss_gib']:.1f}",
+        exports,
+    ]
+
+
 def cpu_run_table() -> str:
     """The default run to the end on 2 CPU cores (``benchmark.py``'s plain mode)."""
-    run = _load("default-avx512bf16.json")
-    f = run["figures"]
-    # `kedro run --pipeline export` of that model: its model card.
-    card = _load("model-card-default-avx512bf16.json")["test_metrics"]
-    rows = [
-        ("training images/s (steady state)", f"{f['train_img_s']:,.0f}"),
-        ("seconds an epoch, with validation (median)", f"{f['epoch_s']:.0f}"),
-        ("training, 10 epochs, min", f"{f['training_s'] / 60:.1f}"),
-        (
-            "the run (ingestion, speed probes, training, reporting, TTA choice), min",
-            f"{f['wall_s'] / 60:.1f}",
-        ),
-        ("best validation accuracy, %", _pct(f["best_val_accuracy"])),
-        ("validation accuracy with the configured TTA, %", _pct(f["val_accuracy_tta"])),
-        (
-            "test accuracy / with TTA, %",
-            f"{_pct(f['test_accuracy'])} / {_pct(f['test_accuracy_tta'])}",
-        ),
-        (
-            "test ECE / temperature-scaled (temperature fitted on validation)",
-            f"{f['test_ece']:.3f} / {f['test_ece_temperature_scaled']:.3f} "
-            f"(T = {f['temperature']:.2f})",
-        ),
-        ("peak resident memory, GiB", f"{f['peak_rss_gib']:.1f}"),
-        (
-            "its exports' test accuracy, ONNX float32 / int8 (int8's argmax agreement), %",
-            f"{_pct(card['accuracy']['onnx'])} / {_pct(card['accuracy']['onnx_int8'])} "
-            f"({_pct(card['onnx_int8_vs_float32_copy']['argmax_agreement'])})",
-        ),
+    names = [
+        "training images/s (steady state)",
+        "seconds an epoch, with validation (median)",
+        "training, 10 epochs, min",
+        "the run (ingestion, speed probes, training, reporting, TTA choice), min",
+        "best validation accuracy, %",
+        "validation accuracy with the configured TTA, %",
+        "test accuracy / with TTA, %",
+        "test ECE / temperature-scaled (temperature fitted on validation)",
+        "peak resident memory, GiB",
+        "its exports' test accuracy, ONNX float32 / int8 (int8's argmax agreement), %",
     ]
-    day = run["date"]
-    header = (
-        "default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI, mixed bfloat16 "
-        f"(`default-avx512bf16.json`, {day[:4]}-{day[4:6]}-{day[6:8]})"
+    columns, headers = [], []
+    for result, card, label in CPU_RUNS:
+        run = _load(result)
+        columns.append(_cpu_run_cells(run, _load(card) if card else None))
+        day = run["date"]
+        headers.append(f"{label} (`{result}`, {day[:4]}-{day[4:6]}-{day[6:8]})")
+    lines = [
+        "| default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI, mixed "
+        f"bfloat16 | {' | '.join(headers)} |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    lines += [
+        f"| {name} | {' | '.join(column[i] for column in columns)} |"
+        for i, name in enumerate(names)
+    ]
+    return "\n".join(lines)
+
+
+def _isa(result: dict[str, Any]) -> str:
+    cpu = result["machine"].get("cpu", "CPU")
+    capped = result.get("onednn_max_cpu_isa")
+    return f"{cpu}, {result['machine']['cpus']} cores" + (
+        f", oneDNN capped at {capped}" if capped else ""
     )
-    lines = [f"| figure | {header} |", "|---|---:|"]
-    lines += [f"| {name} | {value} |" for name, value in rows]
+
+
+def profile_table() -> str:
+    """Where one epoch of the default run goes, by op kind (training_speed.py
+    --profile)."""
+    profile = _load("training-profile-avx2-emulated.json")
+    lines = [
+        f"| part of an epoch ({profile['precision']}, {_isa(profile)}) | s an epoch "
+        "| share |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['part']} | {r['epoch_s']:.1f} | {100 * r['share']:.1f} % |"
+        for r in profile["rows"]
+    ]
+    return "\n".join(lines)
+
+
+def candidates_table() -> str:
+    """Steady-state training speed of the default network under each candidate
+    backend and setting, side by side (training_speed.py --candidates)."""
+    result = _load("training-candidates-avx2-emulated.json")
+    rows = [r for r in result["rows"] if "train_img_s" in r]
+    reference = rows[0]["train_img_s"]
+    lines = [
+        f"| candidate ({result['precision']}, {_isa(result)}) | training images/s "
+        "| against the first | share of the float32 matmul bound |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['candidate']} | {r['train_img_s']:.0f} | "
+        f"{r['train_img_s'] / reference:.2f}x | "
+        f"{100 * r['share_of_matmul_bound']:.0f} % |"
+        for r in rows
+    ]
+    lines.append(
+        f"| (the bound: NumPy float32 matmul, {result['matmul_gflop_s']:.0f} GFLOP/s) "
+        "| | | |"
+    )
     return "\n".join(lines)
 
 
@@ -333,6 +408,8 @@ TABLES = {
     "sweep": sweep_table,
     "cpu_run": cpu_run_table,
     "distributed": distributed_table,
+    "profile": profile_table,
+    "candidates": candidates_table,
 }
 
 MARKER = re.compile(r"^<!-- benchmarks/tables\.py (\S+) -->\n", re.MULTILINE)

@@ -47,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import (  # noqa: E402 - a sibling script
     _batches,
+    ensure_arrays,
     load,
     print_figures,
     training_params,
@@ -60,6 +61,8 @@ MATMUL_SIZE = 2048
 # name -> (environment of its process, options applied in it). The first is the
 # reference every other is compared with.
 CANDIDATES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    # Keras' own BatchNorm: the default until fit.fused_batchnorm (the name is kept so
+    # that results files stay comparable).
     "tensorflow (default)": ({}, {}),
     "tensorflow, 1 inter-op thread": ({}, {"inter_op": 1}),
     "tensorflow, oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {}),
@@ -94,7 +97,9 @@ def _params(precision: str) -> dict[str, Any]:
     return {"model_training": {"model": {"precision": precision}}}
 
 
-def _setup(precision: str, steps: int, options: dict[str, Any]) -> tuple[Any, ...]:
+def _setup(
+    env: str, precision: str, steps: int, options: dict[str, Any]
+) -> tuple[Any, ...]:
     """The default network compiled as ``train_model`` would, its batches and config."""
     import keras  # noqa: PLC0415 - after the process's environment is set
 
@@ -107,15 +112,13 @@ def _setup(precision: str, steps: int, options: dict[str, Any]) -> tuple[Any, ..
         import tensorflow as tf  # noqa: PLC0415
 
         tf.config.threading.set_inter_op_parallelism_threads(options["inter_op"])
-    config = training_params("base", _params(precision))
-    x, y = load("base", {}, "x_train", "y_train")
+    config = training_params(env, _params(precision))
+    x, y = load(env, {}, "x_train", "y_train")
     index = np.arange(config.fit.batch_size * (steps + 1)) % len(x)
     x, y = x[index], y[index]
     model = build_model(config.model, config.seed, x)
     if options.get("gelu_tanh"):
         _gelu_tanh(model)
-    if options.get("fused_batchnorm"):
-        _fused_batchnorm(model)
     model = compile_model(model, config.compile, config.fit, y)
     if options.get("jit_compile"):
         model.jit_compile = True
@@ -132,40 +135,6 @@ def _gelu_tanh(model: Any) -> None:
             layer.activation = lambda x: keras.activations.gelu(x, approximate=True)
 
 
-def _fused_batchnorm(model: Any) -> None:
-    """TensorFlow's fused BatchNorm kernel (oneDNN) in training, Keras' own update of
-    the running statistics."""
-    import keras  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-
-    def fused(layer: Any) -> Any:
-        plain = layer.call
-
-        def call(inputs: Any, training: Any = None, mask: Any = None) -> Any:
-            if not training:
-                return plain(inputs, training=training, mask=mask)
-            channels = inputs.shape[-1]
-            scale = layer.gamma if layer.scale else tf.ones([channels])
-            offset = layer.beta if layer.center else tf.zeros([channels])
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                inputs,
-                tf.cast(scale, "float32"),
-                tf.cast(offset, "float32"),
-                epsilon=layer.epsilon,
-                is_training=True,
-            )
-            m = layer.momentum
-            layer.moving_mean.assign(layer.moving_mean * m + mean * (1 - m))
-            layer.moving_variance.assign(layer.moving_variance * m + variance * (1 - m))
-            return y
-
-        return call
-
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.call = fused(layer)
-
-
 def steady_rate(model: Any, batches: Any, steps: int) -> tuple[float, list[float]]:
     """Training images/s over ``steps`` steps after one warm-up step (tracing), each
     step a batch as ``train_model`` makes it and one ``train_on_batch``."""
@@ -179,14 +148,28 @@ def steady_rate(model: Any, batches: Any, steps: int) -> tuple[float, list[float
     return batches.batch_size * len(timed) / sum(timed), timed
 
 
-def matmul_bound() -> float:
-    """Float32 multiply-adds' GFLOP/s of a large NumPy matmul on these cores."""
-    a = np.random.default_rng(0).random((MATMUL_SIZE, MATMUL_SIZE), dtype=np.float32)
-    a @ a
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ a
-    return 5 * 2 * MATMUL_SIZE**3 / (time.perf_counter() - start) / 1e9
+def matmul_bound(isa: str | None = None) -> float:
+    """Float32 GFLOP/s of a large NumPy matmul on these cores; with ``isa`` AVX2,
+    OpenBLAS's AVX2 kernel (its Haswell core type), measured in a process of its own."""
+    code = (
+        "import numpy as np, time\n"
+        f"a = np.random.default_rng(0).random(({MATMUL_SIZE},) * 2, dtype=np.float32)\n"
+        "a @ a\n"
+        "start = time.perf_counter()\n"
+        "for _ in range(5): a @ a\n"
+        f"print(5 * 2 * {MATMUL_SIZE}**3 / (time.perf_counter() - start) / 1e9)\n"
+    )
+    env = {**os.environ}
+    if isa == "AVX2":
+        env["OPENBLAS_CORETYPE"] = "Haswell"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.split()[-1])
 
 
 def model_flops(model: Any) -> float:
@@ -205,13 +188,18 @@ def model_flops(model: Any) -> float:
     return 3 * 2 * total
 
 
-def one(name: str, precision: str, steps: int) -> dict[str, Any]:
+def one(env: str, name: str, precision: str, steps: int) -> dict[str, Any]:
     """Measure candidate ``name`` in this process."""
     import keras  # noqa: PLC0415
 
+    from cifar10_kedro.pipelines.model_training.fused import (  # noqa: PLC0415
+        fused_batchnorm,
+    )
+
     _, options = CANDIDATES[name]
-    model, batches, _ = _setup(precision, steps, options)
-    rate, times = steady_rate(model, batches, steps)
+    model, batches, _ = _setup(env, precision, steps, options)
+    with fused_batchnorm(model, options.get("fused_batchnorm", False)):
+        rate, times = steady_rate(model, batches, steps)
     return {
         "candidate": name,
         "backend": keras.backend.backend(),
@@ -221,19 +209,21 @@ def one(name: str, precision: str, steps: int) -> dict[str, Any]:
     }
 
 
-def candidates(precision: str, steps: int, isa: str | None, names: list[str]) -> dict:
-    bound = matmul_bound()
+def candidates(
+    env: str, precision: str, steps: int, isa: str | None, names: list[str]
+) -> dict:
+    bound = matmul_bound(isa)
     rows = []
     for name in names:
         environment, _ = CANDIDATES[name]
-        env = {**os.environ, **environment}
+        variables = {**os.environ, **environment}
         if isa:
-            env["ONEDNN_MAX_CPU_ISA"] = isa
+            variables["ONEDNN_MAX_CPU_ISA"] = isa
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
             args = [sys.executable, __file__, "--one", name, "--steps", str(steps)]
-            args += ["--precision", precision, "--output", out.name]
+            args += ["--precision", precision, "--env", env, "--output", out.name]
             done = subprocess.run(
-                args, check=False, env=env, capture_output=True, text=True
+                args, check=False, env=variables, capture_output=True, text=True
             )
             if done.returncode:
                 row = {"candidate": name, "error": done.stderr[-2000:]}
@@ -283,19 +273,25 @@ def op_times(log_dir: Path) -> tuple[collections.Counter, collections.Counter]:
     return totals, types
 
 
-def profile(precision: str, steps: int) -> dict[str, Any]:
+def profile(env: str, precision: str, steps: int) -> dict[str, Any]:
     import tensorflow as tf  # noqa: PLC0415
 
     from cifar10_kedro.pipelines.model_training.batches import (  # noqa: PLC0415
         validation_inputs,
     )
+    from cifar10_kedro.pipelines.model_training.fused import (  # noqa: PLC0415
+        fused_batchnorm,
+    )
     from cifar10_kedro.pipelines.model_training.nodes import (  # noqa: PLC0415
         steps_per_epoch,
     )
 
-    model, batches, config = _setup(precision, steps, {})
-    x_train, x_val, y_val = load("base", {}, "x_train", "x_val", "y_val")
+    options = {"fused_batchnorm": training_params(env, {}).fit.fused_batchnorm}
+    model, batches, config = _setup(env, precision, steps, options)
+    x_train, x_val, y_val = load(env, {}, "x_train", "x_val", "y_val")
     epoch_steps = steps_per_epoch(len(x_train), config.fit)
+    fused = fused_batchnorm(model, options["fused_batchnorm"])
+    fused.__enter__()  # for the whole measure, as train_model trains
     steady_rate(model, batches, 1)  # tracing
     with tempfile.TemporaryDirectory() as log:
         tf.profiler.experimental.start(log)
@@ -324,6 +320,7 @@ def profile(precision: str, steps: int) -> dict[str, Any]:
     start = time.perf_counter()
     model.evaluate(data, target, verbose=0)
     validation_s = time.perf_counter() - start
+    fused.__exit__(None, None, None)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         model.save(Path(folder) / "checkpoint.keras")
@@ -336,7 +333,7 @@ def profile(precision: str, steps: int) -> dict[str, Any]:
     total = sum(r["epoch_s"] for r in rows)
     op_types = [
         {"op": op, "epoch_s": epoch_steps * step_s * seconds / summed}
-        for op, seconds in types.most_common(15)
+        for op, seconds in types.most_common()
     ]
     for row in rows:
         row["share"] = row["epoch_s"] / total
@@ -358,32 +355,33 @@ def main(argv: list[str] | None = None) -> None:
     mode.add_argument("--profile", action="store_true", help="where an epoch goes")
     mode.add_argument("--candidates", nargs="*", metavar="NAME", help="all if none")
     mode.add_argument("--one", metavar="NAME", help=argparse.SUPPRESS)
+    parser.add_argument("--env", default="base", help="base, smoke, ...")
     parser.add_argument("--precision", default="float32", help="the dtype policy")
     parser.add_argument("--steps", type=int, default=6, help="timed training steps")
     parser.add_argument("--isa", help="cap oneDNN at this ISA, e.g. AVX2")
     parser.add_argument("--output", type=Path, help="JSON file for the figures")
     args = parser.parse_args(argv)
     if args.one:
-        Path(args.output).write_text(
-            json.dumps(one(args.one, args.precision, args.steps))
-        )
+        figures = one(args.env, args.one, args.precision, args.steps)
+        Path(args.output).write_text(json.dumps(figures))
         return
     if args.profile and args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa:
         # oneDNN reads its cap once, at its first kernel: set it before that.
         env = {**os.environ, "ONEDNN_MAX_CPU_ISA": args.isa}
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+    names = args.candidates or list(CANDIDATES)
+    unknown = sorted(set(names) - set(CANDIDATES))
+    if unknown:
+        parser.error(
+            f"unknown candidates {unknown}; expected some of {list(CANDIDATES)}"
+        )
+    ensure_arrays(args.env, {})
     if args.profile:
-        result, name = profile(args.precision, args.steps), "profile"
+        result, name = profile(args.env, args.precision, args.steps), "profile"
     else:
-        names = args.candidates or list(CANDIDATES)
-        unknown = sorted(set(names) - set(CANDIDATES))
-        if unknown:
-            parser.error(
-                f"unknown candidates {unknown}; expected some of {list(CANDIDATES)}"
-            )
-        result = candidates(args.precision, args.steps, args.isa, names)
+        result = candidates(args.env, args.precision, args.steps, args.isa, names)
         name = "candidates"
-    result["onednn_max_cpu_isa"] = args.isa
+    result |= {"env": args.env, "onednn_max_cpu_isa": args.isa}
     write(args.output, f"training-speed-{name}", result, script="training_speed.py")
 
 

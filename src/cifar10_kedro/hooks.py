@@ -12,10 +12,11 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError, MemoryDataset
 
 from cifar10_kedro.pipelines.names import (
-    FIT_PARAMS,
+    PLANNED_FIT,
     TRAINED_MODEL,
     TRAINING_CONFIG,
     TRAINING_HISTORY,
+    TRAINING_PLAN,
     TRAINS_MODEL,
     namespaced,
 )
@@ -23,7 +24,7 @@ from cifar10_kedro.pipelines.names import (
 logger = logging.getLogger(__name__)
 
 # Datasets that one training run writes together, with one version.
-TRAINING_OUTPUTS = (TRAINED_MODEL, TRAINING_HISTORY, TRAINING_CONFIG)
+TRAINING_OUTPUTS = (TRAINED_MODEL, TRAINING_HISTORY, TRAINING_CONFIG, TRAINING_PLAN)
 
 
 def _siblings(name: str, names: set[str]) -> dict[str, str]:
@@ -182,7 +183,7 @@ class TrainingCheckpointHooks:
         if TRAINS_MODEL not in node.tags or not distribution.is_writer():
             return
         config = inputs[namespaced(node, TRAINING_CONFIG)]
-        fit = inputs[namespaced(node, FIT_PARAMS)]
+        fit = inputs[namespaced(node, PLANNED_FIT)]
         self._pending[node.name] = {
             "unsaved": set(node.outputs),
             "state_dir": fit.checkpoint.state_dir,

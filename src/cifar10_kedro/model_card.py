@@ -73,11 +73,15 @@ def build_model_card(
     max_pixels: int,
     test_metrics: dict[str, Any] | None = None,
     exports: dict[str, Any] | None = None,
+    training_plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the model card as a JSON-ready dict.
 
     ``training_config`` is the model's own (``describe_training``'s output, saved with
     the model under the same version): its fingerprint identifies the training.
+    ``training_plan`` (``plan_training``'s, of the same version) says how many epochs
+    trained and why: the configured epochs, the time budget, the probe's speed and
+    the machine; None for a model saved without one.
     """
     return {
         "card_format": CARD_FORMAT,
@@ -107,6 +111,7 @@ def build_model_card(
             "precision": training_config["precision"],
             "versions": training_config["versions"],
         },
+        "training_plan": training_plan,
         "exports": exports or {},
         "test_metrics": test_metrics,
         "software": _versions(

@@ -158,6 +158,9 @@ def test_the_model_card(exported, trained_project):
     # The training's own configuration, saved with the model under its version.
     config = json.loads(latest(exported, "06_models/training_config.json").read_text())
     assert card["training"]["fingerprint"] == config["fingerprint"]
+    plan = json.loads(latest(exported, "06_models/training_plan.json").read_text())
+    assert card["training_plan"] == plan
+    assert plan["epochs"] == plan["configured_epochs"]  # no budget
 
 
 def test_kedro_serve_answers_with_the_int8_graph(exported, trained_project, tmp_path):

@@ -99,6 +99,8 @@ def test_health_model_card_and_docs(server, trained_project):
     assert card["class_names"] == OFFICIAL_CLASS_NAMES
     assert card["model_version"] == model_version(trained_project)
     assert card["input"]["dtype"] == "uint8"
+    # The plan saved with the model, under its version (no budget: every epoch).
+    assert card["training_plan"]["epochs"] == card["training_plan"]["configured_epochs"]
     assert httpx.get(f"{server}/docs").status_code == 200
     spec = httpx.get(f"{server}/openapi.json").json()
     assert {"/v1/predict", "/v1/health", "/v1/model"} <= set(spec["paths"])

@@ -32,6 +32,7 @@ REPORT_FILES = [
 TRAINING_FILES = [
     "06_models/model.keras",
     "06_models/training_config.json",
+    "06_models/training_plan.json",
     "07_model_output/training_history.csv",
 ]
 VERSIONED_FILES = [*REPORT_FILES, *TRAINING_FILES]

@@ -17,6 +17,12 @@ TRAINED_MODEL = "trained_model"
 TRAINING_HISTORY = "training_history"
 TRAINING_CONFIG = "training_config"
 FIT_PARAMS = "params:model_training.fit"
+# plan_training's outputs: the fit and compile groups the training uses (the
+# configured ones, or with model_training.fit.time_budget_minutes the epochs that fit
+# it), and the plan itself, saved with the training's version.
+PLANNED_FIT = "planned_fit"
+PLANNED_COMPILE = "planned_compile"
+TRAINING_PLAN = "training_plan"
 # The int8 ONNX export: the export pipeline writes it, inference_int8 and
 # `kedro serve --engine onnx_int8` read it.
 INT8_MODEL = "onnx_int8_model"

@@ -21,6 +21,7 @@ from cifar10_kedro.serving.app import ServiceConfig
 from cifar10_kedro.serving.params import ServingParams
 
 CONFIG = "training_config"
+PLAN = "training_plan"
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,15 @@ def _load_training_config(catalog: Any, version: str) -> dict[str, Any]:
         "training wrote, or train again."
     )
     return _load_version(catalog, CONFIG, version, missing)
+
+
+def _load_training_plan(catalog: Any, version: str) -> dict[str, Any] | None:
+    """The training plan saved with the model, or None for a model saved without one
+    (trained before plan_training, or copied alone)."""
+    try:
+        return _load_version(catalog, PLAN, version, ".")
+    except DatasetError:
+        return None
 
 
 def _card(catalog: Any, **fields: Any) -> dict[str, Any]:
@@ -138,6 +148,7 @@ def load_service_config(
             class_names=class_names,
             model_version=version,
             training_config=_load_training_config(catalog, version),
+            training_plan=_load_training_plan(catalog, version),
             resize=inference.resize,
             max_pixels=inference.max_pixels,
         )

@@ -29,7 +29,7 @@ from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 from kedro_mlflow.framework.hooks import MlflowHook
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
@@ -98,7 +98,15 @@ def git_commit(project_path: Path) -> str:
         return "unknown"
 
 
-DECLARATIONS = {"artifact", "metrics", "callbacks", "epochs", "tags", "version_tag"}
+DECLARATIONS = {
+    "artifact",
+    "metrics",
+    "callbacks",
+    "epochs",
+    "tags",
+    "params",
+    "version_tag",
+}
 
 
 def declared(dataset: Any) -> dict[str, Any]:
@@ -291,6 +299,12 @@ class TrackingHook:
                 tags = {tag: _value(data, key) for key, tag in wanted["tags"].items()}
                 self._training_tags[node.namespace] = tags
                 self._tag(tags)
+            if "params" in wanted:
+                params = {name: _value(data, k) for k, name in wanted["params"].items()}
+                self._client.log_batch(
+                    self._run_id,
+                    params=[Param(k, str(v)) for k, v in params.items()],
+                )
             if "version_tag" in wanted:
                 self._saved[dataset_name] = dataset.resolve_save_version()
                 self._tag({wanted["version_tag"]: self._saved[dataset_name]})

@@ -229,6 +229,7 @@ def test_the_model_card(mixed_model, exported, images):
         "precision": "mixed_bfloat16",
         "versions": {"keras": "3"},
     }
+    plan = {"configured_epochs": 10, "epochs": 7, "time_budget_minutes": 30.0}
     card = make_model_card(
         mixed_model,
         OFFICIAL_CLASS_NAMES,
@@ -238,7 +239,9 @@ def test_the_model_card(mixed_model, exported, images):
         metrics,
         exported["onnx"],
         exported["int8"],
+        plan,
     )
+    assert card["training_plan"] == plan
     assert card["class_names"] == OFFICIAL_CLASS_NAMES
     assert card["model_version"] == "V7"
     assert card["input"] == {

@@ -256,9 +256,10 @@ def make_model_card(
     export_metrics: dict[str, Any],
     onnx_model: Any,
     onnx_int8_model: Any,
+    training_plan: dict[str, Any],
 ) -> dict[str, Any]:
     """Return the model card of the export: classes, input and output, preprocessing,
-    the training's fingerprint, the model version and the test metrics."""
+    the training's fingerprint and plan, the model version and the test metrics."""
     exports = {
         "onnx": _onnx_spec(onnx_model, "model.onnx", "float32"),
         "onnx_int8": _onnx_spec(
@@ -281,4 +282,5 @@ def make_model_card(
         max_pixels=inference_params.max_pixels,
         test_metrics=export_metrics,
         exports=exports,
+        training_plan=training_plan,
     )

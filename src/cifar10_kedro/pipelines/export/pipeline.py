@@ -76,6 +76,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "export_metrics",
                     "onnx_model",
                     "onnx_int8_model",
+                    "training_plan",
                 ],
                 outputs="model_card",
                 name="make_model_card",

@@ -39,8 +39,16 @@ logger = logging.getLogger(__name__)
 
 # Parameters that do not change what training computes (data parallelism computes
 # what one device does, but for floating-point rounding: a checkpoint resumes on
-# any number of devices).
-_NOT_TRAINING = {"resume", "verbose", "checkpoint", "distribution"}
+# any number of devices). The budget and the probe decide the epochs, which are
+# there themselves (describe_training reads the planned fit group: ``planning``).
+_NOT_TRAINING = {
+    "resume",
+    "verbose",
+    "checkpoint",
+    "distribution",
+    "time_budget_minutes",
+    "probe_steps",
+}
 
 
 def resolve_precision(precision: str) -> str:

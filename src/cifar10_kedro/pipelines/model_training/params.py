@@ -249,6 +249,34 @@ class FitParams(Params):
     fused_batchnorm: bool
     # One device or data-parallel over several (see DistributionParams).
     distribution: DistributionParams
+    # The training's budget in minutes on the machine at hand: plan_training trains the
+    # most epochs that fit it, at most `epochs`, and spans the schedule over them
+    # (``planning``). None: `epochs` epochs.
+    time_budget_minutes: PositiveFloat | None
+    # Training steps the probe before training times (after one untimed warm-up step)
+    # for the printed estimate and the budget; 0: no probe, no estimate.
+    probe_steps: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _budget_needs_a_probe(self) -> FitParams:
+        if self.time_budget_minutes is None:
+            return self
+        if self.probe_steps == 0:
+            raise ValueError(
+                f"time_budget_minutes is {self.time_budget_minutes} but probe_steps "
+                "is 0: the epochs that fit the budget are measured by the probe; "
+                "expected model_training.fit.probe_steps of at least 1 with a budget, "
+                "or model_training.fit.time_budget_minutes null"
+            )
+        if self.distribution.mode != "none":
+            raise ValueError(
+                f"time_budget_minutes is {self.time_budget_minutes} with distribution "
+                f"mode '{self.distribution.mode}': the probe measures one device, and "
+                "each process would choose its own epochs; expected "
+                "model_training.fit.time_budget_minutes null under data parallelism "
+                "(set model_training.fit.epochs instead)"
+            )
+        return self
 
 
 class ModelTrainingParams(Params):

@@ -1,0 +1,278 @@
+"""How long a training will take on this machine, and the epochs that fit a budget.
+
+``plan_training`` runs before the model is compiled. It times ``fit.probe_steps``
+training steps on a copy of the model (``measure``: the real batches, their
+augmentation and ``train_on_batch``, after one untimed warm-up step that traces the
+step; and as many validation batches), estimates
+
+    an epoch = steps_per_epoch x seconds a step + validation batches x seconds a batch
+    the training = epochs x an epoch + setup (the warm-ups' extra time: tracing)
+
+and logs it before the first epoch. With ``fit.time_budget_minutes`` it trains the
+most epochs whose estimate fits the budget, at most ``fit.epochs``
+(``choose_epochs``), and the schedule follows: ``compile_model`` spans it over the
+planned epochs (so it still ends at its final learning rate) and the warm-up keeps
+its share of the run (``lr_schedule.warmup_epochs`` x planned / configured; the
+whitening bias's ``whitening_bias_epochs`` stay as they are). The planned ``fit`` and
+``compile`` groups are what the later nodes read, so the training's fingerprint has
+the planned epochs, and ``training_plan`` records the choice with its measurements.
+
+Without a budget nothing that training computes changes: the planned groups are the
+configured ones. The copy is a clone with the model's weights; the model itself is
+not touched, and no random number of the training is drawn here (``train_model``
+seeds its own). Under data parallelism there is no probe (it would measure one
+device) and a budget is refused (``FitParams``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from cifar10_kedro.hardware import describe_device
+from cifar10_kedro.model_card import model_precision
+
+from .batches import TrainingBatches
+from .fused import fused_batchnorm
+from .nodes import compile_model, steps_per_epoch
+from .params import CompileParams, FitParams
+
+logger = logging.getLogger(__name__)
+
+BUDGET = "model_training.fit.time_budget_minutes"
+# The clock the probe reads (tests replace it with one that advances by known steps).
+_clock = time.perf_counter
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ``measure`` timed, in seconds."""
+
+    steps: int
+    seconds_per_step: float
+    seconds_per_validation_batch: float
+    # The warm-ups' time beyond a measured step or batch: tracing, once a training.
+    setup_seconds: float
+
+
+def _timed(call: Any) -> float:
+    start = _clock()
+    call()
+    return _clock() - start
+
+
+def measure(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    fit: FitParams,
+    compile: CompileParams,  # noqa: A002 - the parameter group's name
+    seed: int,
+) -> Probe:
+    """Time ``fit.probe_steps`` training steps and validation batches on a copy of
+    ``model``, each after one untimed warm-up."""
+    probe = keras.models.clone_model(model)
+    probe.set_weights(model.get_weights())
+    for original, copy in zip(model.weights, probe.weights, strict=True):
+        copy.trainable = original.trainable  # the whitening stem's fixed kernel
+    compiling = logging.getLogger(compile_model.__module__)
+    said, compiling.disabled = compiling.disabled, True  # the copy's: not news
+    try:
+        compile_model(probe, compile, fit, y_train)
+    finally:
+        compiling.disabled = said
+    one_hot = compile.loss == "categorical_crossentropy"
+    labels = keras.utils.to_categorical(y_train, 10) if one_hot else y_train
+    batches = TrainingBatches(
+        x_train,
+        labels,
+        batch_size=fit.batch_size,
+        seed=seed,
+        augmentation=fit.augmentation,
+        drop_remainder=fit.drop_remainder,
+    )
+
+    def step(number: int) -> None:
+        images, targets = batches.batch(0, number % batches.steps_per_epoch)
+        probe.train_on_batch(images, targets)
+
+    validation = [
+        x_val[start : start + fit.batch_size]
+        for start in range(0, len(x_val), fit.batch_size)
+    ]
+    count = max(1, min(fit.probe_steps, len(validation)))
+
+    def validate(number: int) -> None:
+        images = validation[number % len(validation)]
+        # What validation computes: the loss and metrics (the labels' values do not
+        # change the time).
+        shape = (len(images), 10) if one_hot else (len(images),)
+        probe.test_on_batch(images, np.zeros(shape, labels.dtype))
+
+    with fused_batchnorm(probe, fit.fused_batchnorm):
+        warm_step = _timed(lambda: step(0))
+        steps = [_timed(lambda n=n: step(n)) for n in range(1, fit.probe_steps + 1)]
+    warm_val = _timed(lambda: validate(0))
+    vals = [_timed(lambda n=n: validate(n)) for n in range(1, count + 1)]
+    per_step, per_batch = float(np.mean(steps)), float(np.mean(vals))
+    return Probe(
+        steps=fit.probe_steps,
+        seconds_per_step=per_step,
+        seconds_per_validation_batch=per_batch,
+        setup_seconds=max(0.0, warm_step - per_step) + max(0.0, warm_val - per_batch),
+    )
+
+
+def epoch_seconds(probe: Probe, steps: int, validation_batches: int) -> float:
+    """Return the estimate of one epoch: its steps and its validation batches."""
+    return (
+        steps * probe.seconds_per_step
+        + validation_batches * probe.seconds_per_validation_batch
+    )
+
+
+def choose_epochs(fit: FitParams, epoch: float, setup: float) -> int:
+    """Return ``fit.epochs``, or with a budget the most epochs that fit it (at most
+    ``fit.epochs``); raise ``ValueError`` if not one epoch fits."""
+    if fit.time_budget_minutes is None:
+        return fit.epochs
+    budget = fit.time_budget_minutes * 60
+    fitting = math.floor((budget - setup) / epoch) if epoch > 0 else fit.epochs
+    if fitting < 1:
+        raise ValueError(
+            f"{BUDGET} is {fit.time_budget_minutes:g} ({_duration(budget)}), but one "
+            f"epoch takes about {_duration(epoch)} on this machine ({describe_device()}"
+            f"), plus {_duration(setup)} of setup, measured by a probe of "
+            f"{fit.probe_steps} step(s): not one epoch fits. Nothing was trained. "
+            f"Set a budget of at least {(epoch + setup) / 60:.2g} minutes, or null to "
+            f"train model_training.fit.epochs ({fit.epochs}) epochs."
+        )
+    return min(fit.epochs, fitting)
+
+
+def planned_groups(
+    fit: FitParams,
+    compile: CompileParams,  # noqa: A002 - the parameter group's name
+    epochs: int,
+) -> tuple[FitParams, CompileParams]:
+    """Return ``fit`` and ``compile`` for ``epochs`` epochs: the epochs replaced and
+    the warm-up scaled to the same share of the run (themselves when ``epochs`` is
+    ``fit.epochs``)."""
+    if epochs == fit.epochs:
+        return fit, compile
+    schedule = compile.lr_schedule
+    warmup = schedule.warmup_epochs * epochs / fit.epochs
+    return fit.model_copy(update={"epochs": epochs}), compile.model_copy(
+        update={"lr_schedule": schedule.model_copy(update={"warmup_epochs": warmup})}
+    )
+
+
+def plan_training(
+    model: keras.Model,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    fit: FitParams,
+    compile: CompileParams,  # noqa: A002 - the parameter group's name
+    seed: int,
+) -> tuple[dict[str, Any], FitParams, CompileParams]:
+    """Return the training plan, and the ``fit`` and ``compile`` groups the training
+    uses (see the module's docstring); log the estimate before training starts."""
+    steps = steps_per_epoch(len(y_train), fit)
+    validation_batches = math.ceil(len(x_val) / fit.batch_size)
+    plan: dict[str, Any] = {
+        "configured_epochs": fit.epochs,
+        "epochs": fit.epochs,
+        "time_budget_minutes": fit.time_budget_minutes,
+        "probe_steps": fit.probe_steps,
+        "steps_per_epoch": steps,
+        "validation_batches": validation_batches,
+        "batch_size": fit.batch_size,
+        "device": describe_device(),
+        "precision": model_precision(model),
+        "backend": keras.backend.backend(),
+    }
+    probe = None
+    if fit.probe_steps and fit.distribution.mode == "none":
+        probe = measure(model, x_train, y_train, x_val, fit, compile, seed)
+    elif fit.probe_steps:
+        logger.info(
+            "No estimate of the training time under data parallelism (mode '%s'): "
+            "the probe measures one device.",
+            fit.distribution.mode,
+        )
+    else:
+        logger.info(
+            "No estimate of the training time: model_training.fit.probe_steps is 0."
+        )
+    measured: dict[str, float | None] = dict.fromkeys(
+        (
+            "seconds_per_step",
+            "seconds_per_validation_batch",
+            "setup_seconds",
+            "train_images_per_second",
+            "estimated_epoch_seconds",
+            "estimated_training_seconds",
+        )
+    )
+    epochs = fit.epochs
+    if probe is not None:
+        epoch = epoch_seconds(probe, steps, validation_batches)
+        epochs = choose_epochs(fit, epoch, probe.setup_seconds)
+        measured = {
+            **{k: v for k, v in asdict(probe).items() if k != "steps"},
+            "train_images_per_second": (
+                fit.batch_size / probe.seconds_per_step
+                if probe.seconds_per_step > 0
+                else None
+            ),
+            "estimated_epoch_seconds": epoch,
+            "estimated_training_seconds": epochs * epoch + probe.setup_seconds,
+        }
+    planned_fit, planned_compile = planned_groups(fit, compile, epochs)
+    plan |= {
+        "epochs": epochs,
+        "warmup_epochs": planned_compile.lr_schedule.warmup_epochs,
+        **measured,
+    }
+    if probe is not None:
+        logger.info(_estimate_message(plan))
+    return plan, planned_fit, planned_compile
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:  # noqa: PLR2004
+        return f"{seconds:.1f} s"
+    if seconds < 90:  # noqa: PLR2004
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:  # noqa: PLR2004
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _estimate_message(plan: dict[str, Any]) -> str:
+    """The line logged before training: the estimate and how it was made."""
+    budget = plan["time_budget_minutes"]
+    chosen = (
+        f"{BUDGET} {budget:g} allows {plan['epochs']} of the "
+        f"{plan['configured_epochs']} configured epochs. "
+        if budget is not None
+        else ""
+    )
+    return (
+        f"{chosen}Training will take about "
+        f"{_duration(plan['estimated_training_seconds'])} on this machine "
+        f"({plan['device']}, {plan['precision']}): {plan['epochs']} epochs x "
+        f"({plan['steps_per_epoch']} steps x {plan['seconds_per_step']:.3g} s a step "
+        f"+ {plan['validation_batches']} validation batches x "
+        f"{plan['seconds_per_validation_batch']:.3g} s) + "
+        f"{_duration(plan['setup_seconds'])} setup (a probe of {plan['probe_steps']} "
+        f"steps; {plan['train_images_per_second']:.0f} training images/s)."
+    )

@@ -1,0 +1,76 @@
+"""benchmarks/time_estimate.py: one small training on the smoke environment, its
+estimate and measured times printed and written to JSON (the fields, not the ratio:
+no test depends on the machine's speed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from tests.pipelines.test_pipelines import make_project_copy
+from tests.processes import environment, run
+
+FIGURES = [
+    "configured_epochs",
+    "planned_epochs",
+    "epochs_run",
+    "probe_steps",
+    "seconds_per_step",
+    "estimated_epoch_s",
+    "estimated_training_s",
+    "actual_epoch_s",
+    "actual_training_s",
+    "ratio",
+    "epoch_ratio",
+    "within_25_percent",
+]
+
+
+@pytest.mark.slow
+def test_time_estimate_prints_and_writes_estimate_and_actual(tmp_path, cifar10_subset):
+    project = make_project_copy(tmp_path / "project")
+    output = project / "result.json"
+    completed = run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "time_estimate.py"),
+            "--env",
+            "smoke",
+            "--params",
+            "model_training.fit.epochs=1",
+            "--probe-steps",
+            "1",
+            "--project",
+            str(project),
+            "--output",
+            str(output),
+        ],
+        cwd=project,
+        env=environment(
+            CIFAR10_RAW_PATH=str(cifar10_subset), CIFAR10_KEDRO_TRACKING="false"
+        ),
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    printed = {
+        line.strip().split(": ", 1)[0]
+        for line in completed.stdout.splitlines()
+        if ": " in line
+    }
+    assert set(FIGURES) <= printed
+    written = json.loads(output.read_text())
+    assert written["command"].startswith("python benchmarks/time_estimate.py")
+    assert written["machine"]["cpus"] > 0
+    figures = written["figures"]
+    assert set(FIGURES) <= set(figures)
+    assert (figures["configured_epochs"], figures["planned_epochs"]) == (1, 1)
+    assert figures["epochs_run"] == 1
+    assert figures["probe_steps"] == 1
+    assert figures["estimated_training_s"] > 0 and figures["actual_training_s"] > 0
+    assert figures["ratio"] == pytest.approx(
+        figures["actual_training_s"] / figures["estimated_training_s"]
+    )
+    assert written["params"]["model_training"]["fit"]["resume"] is False
