@@ -2,9 +2,9 @@
 
 Keras 3 computes BatchNorm from ``moments``: about ten element-wise ops forward and
 as many backward, each an Eigen kernel that TensorFlow's CPU wheel builds without
-AVX2. TensorFlow's ``FusedBatchNormV3`` is one oneDNN kernel each way: 14 % more
-training images/s for the default network on 2 cores
-(``benchmarks/results/training-candidates-*.json``). The layers, their variables and
+AVX2. TensorFlow's ``FusedBatchNormV3`` is one oneDNN kernel each way: 4-14 % more
+training images/s for the default network on 2 cores in float32, 13 % in mixed bfloat16
+(docs/results.md, "Where a CPU epoch goes"). The layers, their variables and
 what a saved model holds stay Keras' own; only the training-time computation changes,
 and only for as long as ``fused_batchnorm`` is entered.
 """
