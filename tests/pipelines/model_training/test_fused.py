@@ -42,7 +42,6 @@ def train_step(model: keras.Model, x: np.ndarray, fused: bool) -> dict:
         "ops": {op.type for op in graph.graph.get_operations()},
         "output": np.asarray(y),
         "gradients": [np.asarray(g) for g in gradients],
-        "names": [v.path for v in copy.trainable_variables],
         "moving": [np.asarray(norm.moving_mean), np.asarray(norm.moving_variance)],
         "restored": "call" not in vars(norm),
         "inference": np.asarray(tf.cast(copy(x, training=False), "float32")),
@@ -59,12 +58,11 @@ def test_the_fused_kernel_trains_as_keras_batchnorm_does(policy: str) -> None:
     assert "FusedBatchNormV3" not in plain["ops"]
     atol = 1e-4 if policy == "float32" else 2e-2
     np.testing.assert_allclose(fused["output"], plain["output"], atol=atol)
-    for name, a, b in zip(
-        plain["names"], plain["gradients"], fused["gradients"], strict=True
-    ):
-        if name.endswith("conv2d/bias"):
-            continue  # about 0 (BatchNorm removes it): rounding alone
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3 * np.abs(a).max())
+    # Relative to the largest gradient: the conv's bias has a gradient of about 0
+    # (BatchNorm removes it), so there the two differ by rounding alone.
+    scale = max(np.abs(g).max() for g in plain["gradients"])
+    for a, b in zip(plain["gradients"], fused["gradients"], strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * scale)
     # Keras' running statistics: the biased batch variance, momentum 0.6.
     for a, b in zip(plain["moving"], fused["moving"], strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
