@@ -53,6 +53,7 @@ from benchmark import (  # noqa: E402 - a sibling script
     training_params,
     write,
 )
+from inference_benchmark import multiply_adds  # noqa: E402 - a sibling script
 
 # What a step of 2 float32 multiply-adds costs: a forward and backward pass of the
 # default network, about 3x its 118 M multiply-adds an image forward.
@@ -174,18 +175,8 @@ def matmul_bound(isa: str | None = None) -> float:
 
 def model_flops(model: Any) -> float:
     """Floating-point operations of a training step per image: 3 x 2 x the forward
-    multiply-adds of the convolutions and the head (forward, two gradients)."""
-    import keras  # noqa: PLC0415
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            _, h, w, _ = layer.output.shape
-            total += h * w * kh * kw * cin * cout
-        elif isinstance(layer, keras.layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-    return 3 * 2 * total
+    multiply-adds (``inference_benchmark.multiply_adds``: forward, two gradients)."""
+    return 3 * 2 * multiply_adds(model)
 
 
 def one(env: str, name: str, precision: str, steps: int) -> dict[str, Any]:
@@ -290,17 +281,18 @@ def profile(env: str, precision: str, steps: int) -> dict[str, Any]:
     model, batches, config = _setup(env, precision, steps, options)
     x_train, x_val, y_val = load(env, {}, "x_train", "x_val", "y_val")
     epoch_steps = steps_per_epoch(len(x_train), config.fit)
-    fused = fused_batchnorm(model, options["fused_batchnorm"])
-    fused.__enter__()  # for the whole measure, as train_model trains
-    steady_rate(model, batches, 1)  # tracing
-    with tempfile.TemporaryDirectory() as log:
-        tf.profiler.experimental.start(log)
-        start = time.perf_counter()
-        for step in range(steps):
-            model.train_on_batch(*batches.batch(0, step))
-        step_s = (time.perf_counter() - start) / steps
-        tf.profiler.experimental.stop()
-        ops, types = op_times(Path(log))
+    # The training steps as train_model runs them (validation and the input do not
+    # train, so the fused kernel changes nothing there).
+    with fused_batchnorm(model, options["fused_batchnorm"]):
+        steady_rate(model, batches, 1)  # tracing
+        with tempfile.TemporaryDirectory() as log:
+            tf.profiler.experimental.start(log)
+            start = time.perf_counter()
+            for step in range(steps):
+                model.train_on_batch(*batches.batch(0, step))
+            step_s = (time.perf_counter() - start) / steps
+            tf.profiler.experimental.stop()
+            ops, types = op_times(Path(log))
     # Ops overlap on the executor's threads: each kind's share of the summed op time,
     # applied to the measured step.
     summed = sum(ops.values())
@@ -313,14 +305,12 @@ def profile(env: str, precision: str, steps: int) -> dict[str, Any]:
         batches.batch(0, step)
     input_s = (time.perf_counter() - start) / steps * epoch_steps
     labels = np.eye(10, dtype="float32")[y_val]
-    val = validation_inputs(x_val, labels, config.fit.batch_size)
-    data = val if not isinstance(val, tuple) else val[0]
-    target = None if not isinstance(val, tuple) else val[1]
-    model.evaluate(data, target, verbose=0)  # tracing
+    # Under TensorFlow (the profiler's backend): a tf.data pipeline, as fit gets it.
+    validation = validation_inputs(x_val, labels, config.fit.batch_size)
+    model.evaluate(validation, verbose=0)  # tracing
     start = time.perf_counter()
-    model.evaluate(data, target, verbose=0)
+    model.evaluate(validation, verbose=0)
     validation_s = time.perf_counter() - start
-    fused.__exit__(None, None, None)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         model.save(Path(folder) / "checkpoint.keras")
