@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .params import BatchAugmentationParams
+from .params import BatchAugmentationParams, FitParams
 
 # Stream tags, so that order, flips and shifts never share random numbers.
 _ORDER, _FLIP, _SHIFT, _HALF = 0, 1, 2, 3
@@ -105,6 +105,27 @@ class TrainingBatches:
         # other half in odd ones, so each image is seen both ways every two epochs.
         half = np.random.default_rng([seed, _HALF]).permutation(size) < size // 2
         self._mirrored_in_even_epochs = half
+
+    @classmethod
+    def for_fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        fit: FitParams,
+        seed: int,
+        shard: BatchShard | None = None,
+    ) -> TrainingBatches:
+        """The batches ``fit`` describes (its batch size, augmentation and
+        ``drop_remainder``), as ``train_model`` and its time probe feed them."""
+        return cls(
+            x,
+            y,
+            batch_size=fit.batch_size,
+            seed=seed,
+            augmentation=fit.augmentation,
+            drop_remainder=fit.drop_remainder,
+            shard=shard,
+        )
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the images and labels of batch ``step`` (0-based) of ``epoch``

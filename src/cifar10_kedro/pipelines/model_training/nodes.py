@@ -282,15 +282,7 @@ def train_model(
         "val": keras.utils.to_categorical(y_val, 10) if one_hot else y_val,
     }
     shard = distribution.batch_shard()
-    batches = TrainingBatches(
-        x_train,
-        labels["train"],
-        batch_size=fit.batch_size,
-        seed=seed,
-        augmentation=fit.augmentation,
-        drop_remainder=fit.drop_remainder,
-        shard=shard,
-    )
+    batches = TrainingBatches.for_fit(x_train, labels["train"], fit, seed, shard)
     validation = validation_inputs(x_val, labels["val"], fit.batch_size, shard)
     store = CheckpointStore(Path(fit.checkpoint.state_dir), training_config)
     with distribution.scope():

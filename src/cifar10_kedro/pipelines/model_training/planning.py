@@ -90,14 +90,7 @@ def measure(
         compiling.disabled = said
     one_hot = compile.loss == "categorical_crossentropy"
     labels = keras.utils.to_categorical(y_train, 10) if one_hot else y_train
-    batches = TrainingBatches(
-        x_train,
-        labels,
-        batch_size=fit.batch_size,
-        seed=seed,
-        augmentation=fit.augmentation,
-        drop_remainder=fit.drop_remainder,
-    )
+    batches = TrainingBatches.for_fit(x_train, labels, fit, seed)
 
     def step(number: int) -> None:
         images, targets = batches.batch(0, number % batches.steps_per_epoch)
