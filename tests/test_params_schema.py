@@ -465,6 +465,34 @@ CASES = {
         f"{FIT}.resume",
         "Input should be a valid boolean; got 'yes'",
     ),
+    "resizing-below-the-network's-smallest-input": (
+        {f"{FIT}.progressive_resizing": [{"size": 8, "share": 0.5}]},
+        f"{FIT}.progressive_resizing.0.size",
+        "Input should be greater than or equal to 12; got 8",
+    ),
+    "resizing-that-never-reaches-full-size": (
+        {
+            f"{FIT}.progressive_resizing": [
+                {"size": 16, "share": 0.5},
+                {"size": 24, "share": 0.5},
+            ]
+        },
+        FIT,
+        "the shares of progressive_resizing add up to 1: expected a total below 1 "
+        "(the last epochs train at full size, the size the model is validated and "
+        "used at)",
+    ),
+    "validation-at-the-end-with-early-stopping": (
+        {
+            f"{FIT}.validate_last_epochs": 2,
+            f"{FIT}.early_stopping.patience": 3,
+        },
+        FIT,
+        "validate_last_epochs is 2 but early_stopping watches val_accuracy with "
+        "patience 3, which needs validation every epoch; expected "
+        "validate_last_epochs null with early stopping on a validation figure, or "
+        "early_stopping.patience null",
+    ),
     "architecture-option": (
         {"model_training.model.fast_cnn.dropout": 1.0},
         "model_training.model.fast_cnn.dropout",

@@ -7,9 +7,14 @@ import pytest
 
 from cifar10_kedro.pipelines.model_training.batches import (
     TrainingBatches,
+    downscale,
+    epoch_sizes,
     validation_inputs,
 )
-from cifar10_kedro.pipelines.model_training.params import BatchAugmentationParams
+from cifar10_kedro.pipelines.model_training.params import (
+    BatchAugmentationParams,
+    ResizePhase,
+)
 
 
 def images(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -145,3 +150,74 @@ def test_validation_inputs_keep_the_order() -> None:
     )
     got = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     np.testing.assert_array_equal(got, y)
+
+
+def phases(*pairs: tuple[int, float]) -> list[ResizePhase]:
+    return [ResizePhase(size=size, share=share) for size, share in pairs]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "epochs", "expected"),
+    [
+        ((), 3, (32, 32, 32)),
+        (((24, 0.5),), 10, (24,) * 5 + (32,) * 5),
+        # Shares round to whole epochs, halves up, from the first phase on.
+        (((16, 0.25), (24, 0.25)), 10, (16, 16, 16, 24, 24, 32, 32, 32, 32, 32)),
+        (((24, 0.5),), 3, (24, 24, 32)),
+        (((24, 0.1),), 4, (32, 32, 32, 32)),  # 0.4 of an epoch: none
+    ],
+)
+def test_epoch_sizes_give_each_phase_its_share(pairs, epochs, expected) -> None:
+    assert epoch_sizes(phases(*pairs), epochs, 32) == expected
+
+
+def test_downscale_averages_each_pixels_footprint() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    # A factor of 2: the mean of each 2x2 block, rounded.
+    blocks = x.reshape(3, 16, 2, 16, 2, 3).astype(float).mean(axis=(2, 4))
+    np.testing.assert_array_equal(downscale(x, 16), np.rint(blocks).astype(np.uint8))
+    # Any factor: a flat image stays flat, the mean brightness stays, rows stay rows.
+    flat = np.full((1, 32, 32, 3), 77, np.uint8)
+    np.testing.assert_array_equal(downscale(flat, 24), np.full((1, 24, 24, 3), 77))
+    smaller = downscale(x, 24)
+    assert smaller.shape == (3, 24, 24, 3)
+    assert smaller.dtype == np.uint8
+    np.testing.assert_allclose(
+        smaller.astype(float).mean(axis=(1, 2)),
+        x.astype(float).mean(axis=(1, 2)),
+        atol=1,
+    )
+    striped = np.zeros((1, 32, 32, 3), np.uint8)
+    striped[:, :16] = 200  # the top half bright
+    top, bottom = downscale(striped, 24)[0, :12], downscale(striped, 24)[0, 12:]
+    assert (top == 200).all() and (bottom == 0).all()
+
+
+def test_progressive_resizing_scales_down_the_augmented_batch() -> None:
+    """An epoch of a phase is the full-size epoch (the same images, flips and
+    shifts) scaled down; the epochs after the phases are full size."""
+    resized = batches("alternating", 2, sizes=(16, 32))
+    full = batches("alternating", 2)
+    small, labels = resized.batch(0, 1)
+    expected, expected_labels = full.batch(0, 1)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(small, downscale(expected, 16))
+    np.testing.assert_array_equal(resized.batch(1, 1)[0], full.batch(1, 1)[0])
+    assert resized.batch(2, 0)[0].shape[1:] == (32, 32, 3)  # past the schedule
+
+
+def test_fit_inputs_feed_each_epoch_at_its_size() -> None:
+    resized = batches(sizes=(16, 24))
+    dataset = resized.fit_inputs(0, 3)["x"]
+    sides = [int(images.shape[1]) for images, _ in dataset]
+    steps = resized.steps_per_epoch
+    assert sides == [16] * steps + [24] * steps + [32] * steps
+    # The spatial sides are open, so fit traces its step once for every size.
+    assert tuple(dataset.element_spec[0].shape) == (None, None, None, 3)
+    assert tuple(batches().fit_inputs(0, 1)["x"].element_spec[0].shape) == (
+        None,
+        32,
+        32,
+        3,
+    )

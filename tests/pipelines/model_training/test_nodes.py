@@ -22,6 +22,7 @@ from cifar10_kedro.pipelines.model_training.nodes import (
     describe_training,
     resolve_precision,
     steps_per_epoch,
+    train_model,
 )
 from cifar10_kedro.pipelines.model_training.optimizers import (
     RecipeSGD,
@@ -29,6 +30,7 @@ from cifar10_kedro.pipelines.model_training.optimizers import (
 )
 from cifar10_kedro.pipelines.model_training.params import ModelTrainingParams
 from cifar10_kedro.pipelines.model_training.training_state import HISTORY_COLUMNS
+from cifar10_kedro.tracking.callbacks import EpochLogger
 from tests.conftest import base_params
 from tests.pipelines.model_training.helpers import (
     compiled,
@@ -397,6 +399,9 @@ def test_describe_training_fingerprints_what_changes_the_result(tmp_path) -> Non
         params.model_copy(update={"fit": params.fit.model_copy(update={"epochs": 3})}),
         tiny_params(tmp_path, compile={"optimizer": {"learning_rate": 0.1}}),
         tiny_params(tmp_path, fit={"checkpoint": {"monitor": "val_loss"}}),
+        tiny_params(
+            tmp_path, fit={"progressive_resizing": [{"size": 16, "share": 0.5}]}
+        ),
     ]
     assert len({base, *map(fingerprint, other)}) == len(other) + 1
     changed = list(data)
@@ -454,6 +459,51 @@ def test_train_model_returns_the_best_epochs_model(trained, tmp_path) -> None:
     # A finished training leaves its checkpoint for the hook to delete once saved.
     folders = list((trained["tmp"] / "checkpoints").iterdir())
     assert len(folders) == 1
+
+
+def test_train_model_with_progressive_resizing(trained, tmp_path) -> None:
+    """The first epoch on 16x16 images trains the same network (one fit, every
+    size); the model returned takes full-size images, and the run differs from the
+    full-size one from its first epoch."""
+    resized = {"epochs": 3, "progressive_resizing": [{"size": 16, "share": 0.34}]}
+    model, history = train(tiny_params(tmp_path, fit=resized))
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert history[["loss", "val_loss"]].map(np.isfinite).all().all()
+    full = trained["history"]
+    assert history["loss"][0] != full["loss"][0]
+    x_val = tiny_data()[2]
+    assert keras.ops.convert_to_numpy(model(x_val[:2])).shape == (2, 10)
+
+
+def test_validation_only_in_the_last_epochs(trained, tmp_path) -> None:
+    """fit.validate_last_epochs 1: epochs 1 and 2 are not validated (NaN in the
+    history, no validation figure for the tracker), the checkpoint chooses among the
+    validated ones, and the training itself is the one validated every epoch."""
+    params = tiny_params(tmp_path, fit={"epochs": 3, "validate_last_epochs": 1})
+    x_train, y_train, x_val, y_val = data = tiny_data()
+    config = describe_training(
+        params.model, params.compile, params.fit, params.seed, *data
+    )
+    logged: dict[int, dict[str, float]] = {}
+    model, history = train_model(
+        compiled(params, x_train, y_train),
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        params.fit,
+        params.seed,
+        config,
+        callbacks=[EpochLogger(logged.update)],
+    )
+    assert history["val_accuracy"].isna().tolist() == [True, True, False]
+    assert history["best"].tolist() == [False, False, True]
+    assert sorted(logged) == [1, 2, 3]
+    assert "val_loss" not in logged[1] and "loss" in logged[1]
+    assert logged[3]["val_accuracy"] == history["val_accuracy"].iloc[2]
+    every = trained["history"]
+    np.testing.assert_allclose(history["loss"], every["loss"], rtol=1e-6)
+    assert history["val_accuracy"].iloc[2] == pytest.approx(every["val_accuracy"][2])
 
 
 def test_train_model_is_deterministic(trained, tmp_path) -> None:

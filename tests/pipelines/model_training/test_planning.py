@@ -100,6 +100,56 @@ def test_the_estimate_is_the_probes_steps_and_validation(tmp_path, clock, caplog
     assert "a probe of 3 steps" in line
 
 
+# With progressive resizing (4 epochs, the first half at 16x16): the 16x16 warm-up and
+# 3 steps, the 32x32 warm-up and 3 steps, the validation warm-up and 1 batch.
+RESIZED_PROBE = [5.0, 0.5, 0.5, 0.5, 2.0, 1.0, 1.0, 1.0, 3.0, 0.5]
+RESIZED_SETUP = (5.0 - 0.5) + (3.0 - 0.5)  # training traces once: the first warm-up
+HALF_AT_16 = {"epochs": 4, "progressive_resizing": [{"size": 16, "share": 0.5}]}
+
+
+def test_with_progressive_resizing_each_size_is_probed_and_counted(
+    tmp_path, clock, caplog
+):
+    clock(RESIZED_PROBE)
+    params = tiny_params(tmp_path, fit=HALF_AT_16)
+    with caplog.at_level(logging.INFO, logger=planning.__name__):
+        _, plan, fit, _ = planned(params)
+    assert plan["seconds_per_step_by_size"] == {16: 0.5, 32: 1.0}
+    assert plan["seconds_per_step"] == 1.0  # full size
+    assert plan["epoch_sizes"] == [16, 16, 32, 32]
+    assert plan["setup_seconds"] == RESIZED_SETUP
+    small, full = STEPS * 0.5 + 0.5, STEPS * 1.0 + 0.5
+    assert plan["estimated_epoch_seconds"] == full
+    assert plan["estimated_training_seconds"] == 2 * small + 2 * full + RESIZED_SETUP
+    assert fit is params.fit
+    (line,) = [r.getMessage() for r in caplog.records if "will take" in r.message]
+    assert (
+        "4 epochs x (4 steps (2 epochs at 16x16: 0.5 s a step; 2 epochs at 32x32: "
+        "1 s a step) + 1 validation batches x 0.5 s)"
+    ) in line
+
+
+def test_a_budget_counts_the_sizes_of_the_epochs_it_chooses(tmp_path, clock):
+    """2 epochs are one at 16x16 and one at 32x32 (7 s + setup); 3 epochs are two
+    at 16x16 and one at 32x32 (9.5 s + setup): a budget between them gives 2."""
+    clock(RESIZED_PROBE)
+    small, full = STEPS * 0.5 + 0.5, STEPS * 1.0 + 0.5
+    budget = (RESIZED_SETUP + small + full + 1.0) / 60
+    params = tiny_params(tmp_path, fit={**HALF_AT_16, "time_budget_minutes": budget})
+    _, plan, fit, _ = planned(params)
+    assert (plan["epochs"], fit.epochs) == (2, 2)
+    assert plan["epoch_sizes"] == [16, 32]
+    assert plan["estimated_training_seconds"] == RESIZED_SETUP + small + full
+
+
+def test_validation_is_counted_only_where_it_runs(tmp_path, clock):
+    clock(PROBE)
+    params = tiny_params(tmp_path, fit={"epochs": 3, "validate_last_epochs": 1})
+    _, plan, *_ = planned(params)
+    # 3 epochs of steps, one validation.
+    assert plan["estimated_training_seconds"] == 3 * STEPS * 1.0 + 0.5 + SETUP
+
+
 def test_the_measured_probe_leaves_the_model_untouched(tmp_path):
     """With the real clock: the arithmetic of the estimate holds, and the model
     given to plan_training has its weights and no optimizer afterwards."""

@@ -639,3 +639,17 @@ def test_plot_confident_mistakes_without_mistakes(hand_made) -> None:
     assert isinstance(fig, Figure)
     assert not any(ax.get_images() for ax in fig.axes)
     assert [t.get_text() for t in fig.axes[0].texts] == ["no mistakes"]
+
+
+def test_plot_training_curves_of_a_run_validated_at_its_end(history) -> None:
+    """With model_training.fit.validate_last_epochs the first epochs have no
+    validation figures: the validation curve has only the validated points."""
+    history.loc[:1, ["val_loss", "val_accuracy"]] = np.nan
+    for fig, column in zip(plot_training_curves(history), ("loss", "accuracy")):
+        (ax,) = fig.axes
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        (validation,) = [v for k, v in lines.items() if k.startswith("validation")]
+        drawn = np.asarray(validation.get_ydata(), float)
+        np.testing.assert_allclose(drawn[2:], history[f"val_{column}"][2:])
+        assert np.isnan(drawn[:2]).all()
+        assert ax.get_yscale() == "linear"

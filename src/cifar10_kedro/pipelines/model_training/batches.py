@@ -7,14 +7,14 @@ distributed run can compute its own share of any batch without talking to the ot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
-from .params import BatchAugmentationParams, FitParams
+from .params import BatchAugmentationParams, FitParams, ResizePhase
 
 # Stream tags, so that order, flips and shifts never share random numbers.
 _ORDER, _FLIP, _SHIFT, _HALF = 0, 1, 2, 3
@@ -72,6 +72,8 @@ class TrainingBatches:
         shard: the rows of each batch that this process feeds (under data
             parallelism); every batch is still drawn and augmented as a whole, so
             the processes' parts make up exactly the one-device batch.
+        sizes: the image side of each epoch's batches, from the first epoch
+            (``epoch_sizes``); epochs past its end, and an empty one, at full size.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class TrainingBatches:
         augmentation: BatchAugmentationParams,
         drop_remainder: bool,
         shard: BatchShard | None = None,
+        sizes: Sequence[int] = (),
     ) -> None:
         if len(x) < batch_size and drop_remainder:
             raise ValueError(
@@ -100,6 +103,7 @@ class TrainingBatches:
             size // batch_size if drop_remainder else -(-size // batch_size)
         )
         self.shard = shard or BatchShard()
+        self.sizes = tuple(sizes)
         _check_divisible(self.shard, batch_size, size, drop_remainder)
         # Alternating flips: this half of the images is mirrored in even epochs, the
         # other half in odd ones, so each image is seen both ways every two epochs.
@@ -125,7 +129,12 @@ class TrainingBatches:
             augmentation=fit.augmentation,
             drop_remainder=fit.drop_remainder,
             shard=shard,
+            sizes=epoch_sizes(fit.progressive_resizing, fit.epochs, x.shape[1]),
         )
+
+    def size(self, epoch: int) -> int:
+        """Return the image side of ``epoch``'s batches."""
+        return self.sizes[epoch] if epoch < len(self.sizes) else self.x.shape[1]
 
     def batch(self, epoch: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the images and labels of batch ``step`` (0-based) of ``epoch``
@@ -144,6 +153,9 @@ class TrainingBatches:
         if self.augmentation.translate:
             offsets = self._offsets(len(index), epoch, step)[mine]
             images = _translate(images, offsets, self.augmentation.translate)
+        size = self.size(epoch)
+        if size != images.shape[1]:
+            images = downscale(images, size)
         return images, self.y[index[mine]]
 
     def _flips(self, index: np.ndarray, epoch: int, step: int) -> np.ndarray | None:
@@ -192,7 +204,10 @@ class TrainingBatches:
         dataset = tf.data.Dataset.range(first * steps, last * steps).map(
             lambda number: tf.numpy_function(load, [number], dtypes)
         )
-        shapes = ((None, *self.x.shape[1:]), (None, *self.y.shape[1:]))
+        # One trace for every size: the sides are left open where they change.
+        resized = any(side != self.x.shape[1] for side in self.sizes)
+        image_shape = (None, None, self.x.shape[3]) if resized else self.x.shape[1:]
+        shapes = ((None, *image_shape), (None, *self.y.shape[1:]))
         dataset = dataset.map(
             lambda images, labels: (
                 tf.ensure_shape(images, shapes[0]),
@@ -203,6 +218,41 @@ class TrainingBatches:
             "x": _without_autotuning(dataset.prefetch(1)),
             "steps_per_epoch": steps,
         }
+
+
+def epoch_sizes(
+    phases: Sequence[ResizePhase], epochs: int, full: int
+) -> tuple[int, ...]:
+    """Return the image side of each of ``epochs`` epochs: each phase of progressive
+    resizing for its share of them (rounded to whole epochs, from the first), then
+    ``full``."""
+    sizes: list[int] = []
+    end = 0.0
+    for phase in phases:
+        end += phase.share * epochs
+        sizes += [phase.size] * (int(end + 0.5) - len(sizes))  # halves round up
+    return tuple(sizes + [full] * (epochs - len(sizes)))
+
+
+def _area_weights(source: int, target: int) -> np.ndarray:
+    """Return the (target, source) matrix that averages each output pixel's
+    footprint on the input (area interpolation: every input pixel counts)."""
+    edges = np.arange(target + 1) * source / target
+    left, right = edges[:-1, None], edges[1:, None]
+    pixels = np.arange(source)[None, :]
+    overlap = np.clip(np.minimum(right, pixels + 1) - np.maximum(left, pixels), 0, None)
+    return (overlap / (source / target)).astype(np.float32)
+
+
+def downscale(images: np.ndarray, size: int) -> np.ndarray:
+    """Return uint8 images (N, H, W, C) scaled down to (N, size, size, C) by area
+    interpolation, as a separable product (cheap beside a training step)."""
+    count, height, width, channels = images.shape
+    rows, cols = _area_weights(height, size), _area_weights(width, size)
+    out = rows @ images.astype(np.float32).reshape(count, height, width * channels)
+    out = out.reshape(count, size, width, channels).transpose(0, 1, 3, 2) @ cols.T
+    out = out.transpose(0, 1, 3, 2)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _translate(images: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarray:

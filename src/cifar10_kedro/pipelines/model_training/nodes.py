@@ -295,6 +295,7 @@ def train_model(
                     epochs=fit.epochs,
                     initial_epoch=state.epoch,
                     validation_data=validation,
+                    validation_freq=fit.validation_epochs(),
                     validation_batch_size=validation_batch_size(fit.batch_size, shard),
                     callbacks=[tracker, *(callbacks or [])],
                     shuffle=False,  # the batches are already in their seeded order

@@ -197,6 +197,16 @@ class BatchAugmentationParams(Params):
     translate: NonNegativeInt
 
 
+class ResizePhase(Params):
+    """One phase of progressive resizing: ``share`` of the run's epochs on training
+    images scaled down to ``size`` x ``size``."""
+
+    # The network is fully convolutional up to a global max-pool: any side from 12
+    # (after the stem and three 2x2 pools, at least one pixel) to 31 trains it.
+    size: Annotated[int, Field(ge=12, le=31)]
+    share: OpenUnitFloat
+
+
 class EarlyStoppingParams(Params):
     monitor: Monitor
     # Epochs without improvement before training stops; None never stops early.
@@ -237,8 +247,15 @@ class FitParams(Params):
     # Drop each epoch's last, smaller batch (the images left out change every epoch).
     drop_remainder: bool
     augmentation: BatchAugmentationParams
+    # Progressive resizing: the first epochs, phase after phase, train on images
+    # scaled down (a step costs about (size/32)^2 of a full one); the epochs left, and
+    # validation, at full size. []: full size throughout.
+    progressive_resizing: list[ResizePhase]
     early_stopping: EarlyStoppingParams
     checkpoint: CheckpointParams
+    # Validate only the last this many epochs, among which the checkpoint chooses the
+    # returned model (the others log no validation figures); None: every epoch.
+    validate_last_epochs: PositiveInt | None
     # Running the same command after an interruption continues from the last
     # completed epoch; false always starts at epoch 1.
     resume: bool
@@ -256,6 +273,43 @@ class FitParams(Params):
     # Training steps the probe before training times (after one untimed warm-up step)
     # for the printed estimate and the budget; 0: no probe, no estimate.
     probe_steps: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _ends_at_full_size(self) -> FitParams:
+        shares = [phase.share for phase in self.progressive_resizing]
+        if sum(shares) >= 1:
+            raise ValueError(
+                f"the shares of progressive_resizing add up to {sum(shares):g}: "
+                "expected a total below 1 (the last epochs train at full size, the "
+                "size the model is validated and used at)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _validated_where_decided(self) -> FitParams:
+        if self.validate_last_epochs is None:
+            return self
+        stopping = self.early_stopping
+        if stopping.patience is not None and stopping.monitor.startswith("val_"):
+            raise ValueError(
+                f"validate_last_epochs is {self.validate_last_epochs} but "
+                f"early_stopping watches {stopping.monitor} with patience "
+                f"{stopping.patience}, which needs validation every epoch; expected "
+                "validate_last_epochs null with early stopping on a validation "
+                "figure, or early_stopping.patience null"
+            )
+        return self
+
+    def validation_epochs(self, epochs: int | None = None) -> list[int]:
+        """Return the epochs (1-based) of a run of ``epochs`` (by default
+        ``self.epochs``) that are validated."""
+        epochs = self.epochs if epochs is None else epochs
+        first = (
+            1
+            if self.validate_last_epochs is None
+            else epochs - self.validate_last_epochs + 1
+        )
+        return list(range(max(1, first), epochs + 1))
 
     @model_validator(mode="after")
     def _budget_needs_a_probe(self) -> FitParams:

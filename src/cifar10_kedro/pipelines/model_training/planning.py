@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ import numpy as np
 from cifar10_kedro.hardware import describe_device
 from cifar10_kedro.model_card import model_precision
 
-from .batches import TrainingBatches
+from .batches import TrainingBatches, epoch_sizes
 from .fused import fused_batchnorm
 from .nodes import compile_model, steps_per_epoch
 from .params import CompileParams, FitParams
@@ -55,10 +56,14 @@ class Probe:
     """What ``measure`` timed, in seconds."""
 
     steps: int
+    # A step at full size.
     seconds_per_step: float
     seconds_per_validation_batch: float
     # The warm-ups' time beyond a measured step or batch: tracing, once a training.
     setup_seconds: float
+    # A step at each image side the epochs train at (progressive resizing), full
+    # size included.
+    seconds_per_step_by_size: dict[int, float]
 
 
 def _timed(call: Any) -> float:
@@ -91,9 +96,13 @@ def measure(
     one_hot = compile.loss == "categorical_crossentropy"
     labels = keras.utils.to_categorical(y_train, 10) if one_hot else y_train
     batches = TrainingBatches.for_fit(x_train, labels, fit, seed)
+    # The first epoch at each side, smallest first: one timing for each.
+    first_epoch = {batches.size(e): e for e in reversed(range(fit.epochs))}
+    full = batches.size(fit.epochs - 1)
+    first_epoch.setdefault(full, fit.epochs - 1)
 
-    def step(number: int) -> None:
-        images, targets = batches.batch(0, number % batches.steps_per_epoch)
+    def step(epoch: int, number: int) -> None:
+        images, targets = batches.batch(epoch, number % batches.steps_per_epoch)
         probe.train_on_batch(images, targets)
 
     validation = [
@@ -109,45 +118,79 @@ def measure(
         shape = (len(images), 10) if one_hot else (len(images),)
         probe.test_on_batch(images, np.zeros(shape, labels.dtype))
 
+    per_size: dict[int, float] = {}
+    warm_extra = 0.0
     with fused_batchnorm(probe, fit.fused_batchnorm):
-        warm_step = _timed(lambda: step(0))
-        steps = [_timed(lambda n=n: step(n)) for n in range(1, fit.probe_steps + 1)]
+        for size, epoch in sorted(first_epoch.items()):
+            warm_step = _timed(lambda e=epoch: step(e, 0))
+            steps = [
+                _timed(lambda e=epoch, n=n: step(e, n))
+                for n in range(1, fit.probe_steps + 1)
+            ]
+            per_size[size] = float(np.mean(steps))
+            # Training traces once (its input's sides left open); the probe's
+            # train_on_batch traces again at each new side: not counted.
+            warm_extra = warm_extra or max(0.0, warm_step - per_size[size])
     warm_val = _timed(lambda: validate(0))
     vals = [_timed(lambda n=n: validate(n)) for n in range(1, count + 1)]
-    per_step, per_batch = float(np.mean(steps)), float(np.mean(vals))
+    per_batch = float(np.mean(vals))
     return Probe(
         steps=fit.probe_steps,
-        seconds_per_step=per_step,
+        seconds_per_step=per_size[full],
         seconds_per_validation_batch=per_batch,
-        setup_seconds=max(0.0, warm_step - per_step) + max(0.0, warm_val - per_batch),
+        setup_seconds=warm_extra + max(0.0, warm_val - per_batch),
+        seconds_per_step_by_size=per_size,
     )
 
 
-def epoch_seconds(probe: Probe, steps: int, validation_batches: int) -> float:
-    """Return the estimate of one epoch: its steps and its validation batches."""
-    return (
-        steps * probe.seconds_per_step
-        + validation_batches * probe.seconds_per_validation_batch
+def epoch_seconds(
+    probe: Probe, steps: int, validation_batches: int, size: int | None = None
+) -> float:
+    """Return the estimate of one epoch at image side ``size`` (full size by
+    default): its steps and its validation batches."""
+    per_step = (
+        probe.seconds_per_step if size is None else probe.seconds_per_step_by_size[size]
+    )
+    return steps * per_step + validation_batches * probe.seconds_per_validation_batch
+
+
+def training_seconds(
+    probe: Probe, fit: FitParams, epochs: int, steps: int, validation_batches: int
+) -> float:
+    """Return the estimate of ``epochs`` epochs of ``fit`` (progressive resizing's
+    phases spread over them, validation where ``fit`` validates) and the setup."""
+    full = max(probe.seconds_per_step_by_size)
+    sizes = epoch_sizes(fit.progressive_resizing, epochs, full)
+    validated = set(fit.validation_epochs(epochs))
+    return probe.setup_seconds + sum(
+        epoch_seconds(
+            probe, steps, validation_batches if number in validated else 0, size
+        )
+        for number, size in enumerate(sizes, start=1)
     )
 
 
-def choose_epochs(fit: FitParams, epoch: float, setup: float) -> int:
-    """Return ``fit.epochs``, or with a budget the most epochs that fit it (at most
-    ``fit.epochs``); raise ``ValueError`` if not one epoch fits."""
+def choose_epochs(
+    fit: FitParams, estimate: Callable[[int], float], setup: float
+) -> int:
+    """Return ``fit.epochs``, or with a budget the most epochs whose ``estimate``
+    (seconds, ``setup`` included) fits it (at most ``fit.epochs``); raise
+    ``ValueError`` if not one epoch fits."""
     if fit.time_budget_minutes is None:
         return fit.epochs
     budget = fit.time_budget_minutes * 60
-    fitting = math.floor((budget - setup) / epoch) if epoch > 0 else fit.epochs
-    if fitting < 1:
+    fitting = [e for e in range(1, fit.epochs + 1) if estimate(e) <= budget]
+    if not fitting:
+        one = estimate(1)
         raise ValueError(
             f"{BUDGET} is {fit.time_budget_minutes:g} ({_duration(budget)}), but one "
-            f"epoch takes about {_duration(epoch)} on this machine ({describe_device()}"
-            f"), plus {_duration(setup)} of setup, measured by a probe of "
-            f"{fit.probe_steps} step(s): not one epoch fits. Nothing was trained. "
-            f"Set a budget of at least {(epoch + setup) / 60:.2g} minutes, or null to "
+            f"epoch takes about {_duration(one - setup)} on this machine "
+            f"({describe_device()}), plus {_duration(setup)} of setup, measured by a "
+            f"probe of {fit.probe_steps} step(s): not one epoch fits. Nothing was "
+            f"trained. Set a budget of at least {one / 60:.2g} minutes, or null to "
             f"train model_training.fit.epochs ({fit.epochs}) epochs."
         )
-    return min(fit.epochs, fitting)
+    return max(fitting)
 
 
 def planned_groups(
@@ -213,12 +256,16 @@ def plan_training(
             "train_images_per_second",
             "estimated_epoch_seconds",
             "estimated_training_seconds",
+            "seconds_per_step_by_size",
         )
     )
     epochs = fit.epochs
     if probe is not None:
-        epoch = epoch_seconds(probe, steps, validation_batches)
-        epochs = choose_epochs(fit, epoch, probe.setup_seconds)
+
+        def estimate(count: int) -> float:
+            return training_seconds(probe, fit, count, steps, validation_batches)
+
+        epochs = choose_epochs(fit, estimate, probe.setup_seconds)
         measured = {
             **{k: v for k, v in asdict(probe).items() if k != "steps"},
             "train_images_per_second": (
@@ -226,13 +273,18 @@ def plan_training(
                 if probe.seconds_per_step > 0
                 else None
             ),
-            "estimated_epoch_seconds": epoch,
-            "estimated_training_seconds": epochs * epoch + probe.setup_seconds,
+            # At full size; the training's estimate counts every epoch's size.
+            "estimated_epoch_seconds": epoch_seconds(probe, steps, validation_batches),
+            "estimated_training_seconds": estimate(epochs),
         }
     planned_fit, planned_compile = planned_groups(fit, compile, epochs)
     plan |= {
         "epochs": epochs,
         "warmup_epochs": planned_compile.lr_schedule.warmup_epochs,
+        # The image side of each planned epoch (progressive resizing).
+        "epoch_sizes": list(
+            epoch_sizes(fit.progressive_resizing, epochs, x_train.shape[1])
+        ),
         **measured,
     }
     if probe is not None:
@@ -259,11 +311,26 @@ def _estimate_message(plan: dict[str, Any]) -> str:
         if budget is not None
         else ""
     )
+    sides = plan["epoch_sizes"]
+    if len(set(sides)) == 1:
+        steps = (
+            f"{plan['steps_per_epoch']} steps x {plan['seconds_per_step']:.3g} s a step"
+        )
+    else:  # progressive resizing: each side's epochs and step
+        per_size = plan["seconds_per_step_by_size"]
+        steps = (
+            f"{plan['steps_per_epoch']} steps ("
+            + "; ".join(
+                f"{sides.count(side)} epochs at {side}x{side}: {per_size[side]:.3g} s a step"
+                for side in sorted(set(sides))
+            )
+            + ")"
+        )
     return (
         f"{chosen}Training will take about "
         f"{_duration(plan['estimated_training_seconds'])} on this machine "
         f"({plan['device']}, {plan['precision']}): {plan['epochs']} epochs x "
-        f"({plan['steps_per_epoch']} steps x {plan['seconds_per_step']:.3g} s a step "
+        f"({steps} "
         f"+ {plan['validation_batches']} validation batches x "
         f"{plan['seconds_per_validation_batch']:.3g} s) + "
         f"{_duration(plan['setup_seconds'])} setup (a probe of {plan['probe_steps']} "

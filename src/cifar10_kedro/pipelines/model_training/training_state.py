@@ -71,7 +71,8 @@ def history_row(
     epoch: int, logs: dict[str, Any], model: keras.Model, seconds: float
 ) -> dict[str, float]:
     """Return an epoch's history row from Keras' logs (the first compiled metric,
-    whatever its name, is 'accuracy'): the epoch (1-based) and ``EPOCH_METRICS``."""
+    whatever its name, is 'accuracy'): the epoch (1-based) and ``EPOCH_METRICS``;
+    an epoch without validation (``fit.validate_last_epochs``) has NaN there."""
     logs = {k: float(v) for k, v in logs.items()}
     metric = next(
         k
@@ -83,8 +84,8 @@ def history_row(
         "epoch": epoch + 1,
         "loss": logs["loss"],
         "accuracy": logs[metric],
-        "val_loss": logs["val_loss"],
-        "val_accuracy": logs[f"val_{metric}"],
+        "val_loss": logs.get("val_loss", math.nan),
+        "val_accuracy": logs.get(f"val_{metric}", math.nan),
         "learning_rate": float(keras.ops.convert_to_numpy(rate)),
         "seconds": seconds,
     }
@@ -416,7 +417,9 @@ class ResumableTraining(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        val_loss = logs.get("val_loss", math.nan)
+        val_loss = logs.get(
+            "val_loss", 0.0
+        )  # not validated this epoch: nothing to check
         if self.failure is None and not math.isfinite(val_loss):
             self._stop(f"the validation loss became {val_loss} at epoch {epoch + 1}")
         if self.failure is not None:
@@ -427,11 +430,16 @@ class ResumableTraining(keras.callbacks.Callback):
         state, fit = self.state, self.fit
         state.epoch = epoch + 1
         monitor = fit.checkpoint.monitor
-        improved = better(row[monitor], state.best_value, monitor)
+        # An epoch without validation is not a candidate (its figure is NaN).
+        improved = math.isfinite(row[monitor]) and better(
+            row[monitor], state.best_value, monitor
+        )
         if improved:
             state.best_value, state.best_epoch = row[monitor], state.epoch
         stopping = fit.early_stopping
-        if better(row[stopping.monitor], state.stopping_best, stopping.monitor):
+        if not math.isfinite(row[stopping.monitor]):
+            pass  # not validated: early stopping waits (FitParams allows no patience)
+        elif better(row[stopping.monitor], state.stopping_best, stopping.monitor):
             state.stopping_best, state.stopping_wait = row[stopping.monitor], 0
         else:
             state.stopping_wait += 1
