@@ -157,6 +157,54 @@ def test_benchmark_ablation_switches_each_ingredient_off(project, cifar10_subset
 
 
 @pytest.mark.slow
+def test_benchmark_recipes_trains_each_and_chooses_on_validation(
+    project, cifar10_subset
+):
+    reference, resized = (
+        "full size, validated every epoch",
+        "24x24 for the first half, validated in the last 2 epochs",
+    )
+    out, written = run_benchmark(
+        project, cifar10_subset, "--env", "smoke", "--recipes", reference, resized
+    )
+    rows = written["rows"]
+    assert [r["recipe"] for r in rows] == [reference, resized]
+    assert all(r["training_s"] > 0 and 0 <= r["best_val_accuracy"] <= 1 for r in rows)
+    assert written["chosen"] in (reference, resized)
+    assert "validation accuracy" in written["rule"]
+    assert f"chosen on validation: {written['chosen']}" in out
+    config = project / "data" / "smoke" / "06_models" / "training_config.json"
+    trained = [
+        json.loads((v / "training_config.json").read_text())["model_training"]["fit"]
+        for v in sorted(config.iterdir())
+    ]
+    assert trained[-2]["progressive_resizing"] == []
+    assert trained[-1]["progressive_resizing"] == [{"size": 24, "share": 0.5}]
+    # No test set is read to choose: nothing was reported.
+    assert not (
+        project / "data" / "smoke" / "08_reporting" / "test_metrics.json"
+    ).exists()
+
+
+def test_the_chosen_recipe_is_the_fastest_within_the_tolerance() -> None:
+    benchmark = benchmark_script("benchmark")
+    rows = [
+        {"recipe": "reference", "best_val_accuracy": 0.8960, "training_s": 1000.0},
+        {"recipe": "slightly worse", "best_val_accuracy": 0.8941, "training_s": 800.0},
+        {
+            "recipe": "fastest, too poor",
+            "best_val_accuracy": 0.8930,
+            "training_s": 500.0,
+        },
+        {"recipe": "better, slower", "best_val_accuracy": 0.8990, "training_s": 900.0},
+    ]
+    choice = benchmark.choose_recipe(rows)
+    assert choice["chosen"] == "slightly worse"
+    assert "0.2 points below 'reference' (89.60%)" in choice["rule"]
+    assert benchmark.choose_recipe(rows[:1])["chosen"] == "reference"
+
+
+@pytest.mark.slow
 def test_benchmark_sweep_prints_rates(project, cifar10_subset):
     out, written = run_benchmark(
         project, cifar10_subset, "--env", "smoke", "--sweep", "8,16", "8,16,16"
