@@ -7,14 +7,16 @@ Usage (from the project root)::
     python benchmarks/time_estimate.py --params model_training.fit.epochs=3
     python benchmarks/time_estimate.py --params model_training.fit.time_budget_minutes=20
     python benchmarks/time_estimate.py --env smoke --probe-steps 5
+    python benchmarks/time_estimate.py --estimate-only   # the probe and plan alone
 
 Runs ``kedro run --pipeline model_training`` through a Kedro session (from epoch 1:
 ``fit.resume`` false) with the probe on (``--probe-steps``), then reads the run's
 ``training_plan`` (the estimate) and ``training_history`` (each epoch's measured
 seconds, as ``train_model`` logs them; the first includes tracing). The figures:
 
-* ``estimated_training_s``: the plan's estimate of the whole training (epochs x an
-  epoch + setup); ``estimated_epoch_s``: of one epoch;
+* ``estimated_training_s``: the plan's estimate of the whole training (each epoch at
+  its size, progressive resizing's included, with its validation, + setup);
+  ``estimated_epoch_s``: of one full-size epoch;
 * ``actual_training_s``: the sum of the history's epoch seconds;
   ``actual_epoch_s``: the median epoch's;
 * ``ratio``: actual / estimated for the epochs that ran (a run that stopped early is
@@ -57,6 +59,41 @@ from benchmark import (  # noqa: E402 - a sibling script
 TOLERANCE = 0.25
 
 
+def _planned(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's figures: what the probe measured and the estimate it made."""
+    if plan["estimated_epoch_seconds"] is None:
+        raise SystemExit(
+            "The run made no estimate (no probe: model_training.fit.probe_steps 0, "
+            "or data parallelism); pass --probe-steps 1 or more."
+        )
+    return {
+        "device": plan["device"],
+        "precision": plan["precision"],
+        "configured_epochs": plan["configured_epochs"],
+        "planned_epochs": plan["epochs"],
+        "epoch_sizes": plan["epoch_sizes"],
+        "time_budget_minutes": plan["time_budget_minutes"],
+        "probe_steps": plan["probe_steps"],
+        "steps_per_epoch": plan["steps_per_epoch"],
+        "seconds_per_step": plan["seconds_per_step"],
+        "seconds_per_step_by_size": plan["seconds_per_step_by_size"],
+        "train_images_per_second": plan["train_images_per_second"],
+        "setup_s": plan["setup_seconds"],
+        "estimated_epoch_s": plan["estimated_epoch_seconds"],
+        "planned_training_s": plan["estimated_training_seconds"],
+    }
+
+
+def estimate_only(env: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run the model_training pipeline up to the plan (the probe, no training);
+    return the plan's figures."""
+    ensure_arrays(env, params)
+    with session(env, params) as s:
+        s.run(pipeline_names=["model_training"], to_nodes=["plan_training"])
+    (plan,) = load(env, params, "training_plan")
+    return {"env": env, **_planned(plan)}
+
+
 def measure(env: str, params: dict[str, Any]) -> dict[str, Any]:
     """Train through the model_training pipeline; return estimate and actual times."""
     ensure_arrays(env, params)
@@ -65,34 +102,24 @@ def measure(env: str, params: dict[str, Any]) -> dict[str, Any]:
         s.run(pipeline_names=["model_training"])
     pipeline_s = time.perf_counter() - start
     plan, history = load(env, params, "training_plan", "training_history")
-    if plan["estimated_epoch_seconds"] is None:
-        raise SystemExit(
-            "The run made no estimate (no probe: model_training.fit.probe_steps 0, "
-            "or data parallelism); pass --probe-steps 1 or more."
-        )
+    planned = _planned(plan)
     seconds = history["seconds"].to_numpy(dtype=float)
     epoch = plan["estimated_epoch_seconds"]
-    # The estimate of the epochs that ran (fewer than planned if training stopped
-    # early): the planned training's when they are all there.
-    estimated = len(seconds) * epoch + plan["setup_seconds"]
+    # The estimate of the epochs that ran: the planned training's when they all ran
+    # (each epoch at its size, validated or not); for a run that stopped early,
+    # full-size epochs.
+    estimated = (
+        plan["estimated_training_seconds"]
+        if len(seconds) == plan["epochs"]
+        else len(seconds) * epoch + plan["setup_seconds"]
+    )
     actual = float(seconds.sum())
     ratio = actual / estimated
     return {
         "env": env,
-        "device": plan["device"],
-        "precision": plan["precision"],
-        "configured_epochs": plan["configured_epochs"],
-        "planned_epochs": plan["epochs"],
+        **planned,
         "epochs_run": len(seconds),
-        "time_budget_minutes": plan["time_budget_minutes"],
-        "probe_steps": plan["probe_steps"],
-        "steps_per_epoch": plan["steps_per_epoch"],
-        "seconds_per_step": plan["seconds_per_step"],
-        "train_images_per_second": plan["train_images_per_second"],
-        "setup_s": plan["setup_seconds"],
-        "estimated_epoch_s": epoch,
         "estimated_training_s": estimated,
-        "planned_training_s": plan["estimated_training_seconds"],
         "actual_epoch_s": float(np.median(seconds)),
         "actual_first_epoch_s": float(seconds[0]),
         "actual_training_s": actual,
@@ -113,6 +140,11 @@ def main(argv: list[str] | None = None) -> None:
         default=3,
         help="model_training.fit.probe_steps of the run (at least 1)",
     )
+    parser.add_argument(
+        "--estimate-only",
+        action="store_true",
+        help="probe and plan, train nothing: the estimate alone",
+    )
     parser.add_argument("--output", type=Path, help="JSON file for the figures")
     parser.add_argument("--project", type=Path, default=PROJECT, help="Kedro project")
     args = parser.parse_args(argv)
@@ -125,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     # Every epoch trained by this command, never restored from a checkpoint.
     extra = merged(extra, {"model_training": {"fit": {"resume": False}}})
     print(f"{machine()}", flush=True)
-    figures = measure(args.env, extra)
+    figures = (estimate_only if args.estimate_only else measure)(args.env, extra)
     print_figures(figures)
     write(
         args.output,

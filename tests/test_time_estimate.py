@@ -74,3 +74,40 @@ def test_time_estimate_prints_and_writes_estimate_and_actual(tmp_path, cifar10_s
         figures["actual_training_s"] / figures["estimated_training_s"]
     )
     assert written["params"]["model_training"]["fit"]["resume"] is False
+
+
+@pytest.mark.slow
+def test_estimate_only_probes_each_size_and_trains_nothing(tmp_path, cifar10_subset):
+    project = make_project_copy(tmp_path / "project")
+    output = project / "result.json"
+    completed = run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "benchmarks" / "time_estimate.py"),
+            "--env",
+            "smoke",
+            "--params",
+            "model_training.fit.progressive_resizing=[{size: 16, share: 0.5}]",
+            "--probe-steps",
+            "1",
+            "--estimate-only",
+            "--project",
+            str(project),
+            "--output",
+            str(output),
+        ],
+        cwd=project,
+        env=environment(
+            CIFAR10_RAW_PATH=str(cifar10_subset), CIFAR10_KEDRO_TRACKING="false"
+        ),
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    figures = json.loads(output.read_text())["figures"]
+    assert figures["epoch_sizes"] == [16, 32]  # smoke's 2 epochs
+    assert set(figures["seconds_per_step_by_size"]) == {"16", "32"}
+    assert figures["planned_training_s"] > 0
+    assert "actual_training_s" not in figures
+    models = project / "data" / "smoke" / "06_models"
+    assert (models / "training_plan.json").exists()
+    assert not (models / "model.keras").exists()
