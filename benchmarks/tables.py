@@ -320,6 +320,37 @@ def cpu_run_table() -> str:
     return "\n".join(lines)
 
 
+RECIPES_RESULT = "recipes-avx512bf16.json"
+
+
+def recipes_table() -> str:
+    """Cheaper recipes trained to the end side by side (``benchmark.py --recipes``),
+    and the one chosen on validation."""
+    result = _load(RECIPES_RESULT)
+    rows = result["rows"]
+    reference = rows[0]
+    lines = [
+        f"| recipe (10 epochs; {_isa(result)}, {result['date'][:8]}) | best val. "
+        "accuracy % "
+        "| change, points | training, min | training time saved |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        name = row["recipe"]
+        change = (
+            ""
+            if row is reference
+            else f"{100 * (row['best_val_accuracy'] - reference['best_val_accuracy']):+.2f}"
+        )
+        saved = 1 - row["training_s"] / reference["training_s"]
+        shown = f"**{name}** (chosen)" if name == result["chosen"] else name
+        lines.append(
+            f"| {shown} | {_pct(row['best_val_accuracy'])} | {change} | "
+            f"{row['training_s'] / 60:.1f} | {'' if row is reference else f'{saved:.0%}'} |"
+        )
+    return "\n".join(lines)
+
+
 def _isa(result: dict[str, Any]) -> str:
     cpu = result["machine"].get("cpu", "CPU")
     capped = result.get("onednn_max_cpu_isa")
@@ -442,6 +473,7 @@ TABLES = {
     "distributed": distributed_table,
     "profile": profile_table,
     "candidates": candidates_table,
+    "recipes": recipes_table,
 }
 
 MARKER = re.compile(r"^<!-- benchmarks/tables\.py (\S+) -->\n", re.MULTILINE)

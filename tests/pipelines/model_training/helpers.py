@@ -36,6 +36,10 @@ def tiny_params(
             "batch_size": 50,
             "epochs": 2,
             "verbose": 0,
+            # Full size, validated every epoch: the tests that want the cheaper
+            # epochs ask for them (the smoke environment runs the default's).
+            "progressive_resizing": [],
+            "validate_last_epochs": None,
             "checkpoint": {"state_dir": str(tmp_path / "checkpoints")},
         },
     }

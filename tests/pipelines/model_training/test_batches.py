@@ -165,6 +165,9 @@ def phases(*pairs: tuple[int, float]) -> list[ResizePhase]:
         (((16, 0.25), (24, 0.25)), 10, (16, 16, 16, 24, 24, 32, 32, 32, 32, 32)),
         (((24, 0.5),), 3, (24, 24, 32)),
         (((24, 0.1),), 4, (32, 32, 32, 32)),  # 0.4 of an epoch: none
+        # The last epoch is at full size whatever the rounding.
+        (((24, 0.5),), 1, (32,)),
+        (((16, 0.45), (24, 0.45)), 2, (16, 32)),
     ],
 )
 def test_epoch_sizes_give_each_phase_its_share(pairs, epochs, expected) -> None:

@@ -225,12 +225,13 @@ def epoch_sizes(
 ) -> tuple[int, ...]:
     """Return the image side of each of ``epochs`` epochs: each phase of progressive
     resizing for its share of them (rounded to whole epochs, from the first), then
-    ``full``."""
+    ``full``; the last epoch is always at ``full``, the size the model is used at."""
     sizes: list[int] = []
     end = 0.0
     for phase in phases:
         end += phase.share * epochs
-        sizes += [phase.size] * (int(end + 0.5) - len(sizes))  # halves round up
+        last = min(int(end + 0.5), epochs - 1)  # halves round up
+        sizes += [phase.size] * (last - len(sizes))
     return tuple(sizes + [full] * (epochs - len(sizes)))
 
 

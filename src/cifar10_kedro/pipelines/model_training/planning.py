@@ -3,10 +3,12 @@
 ``plan_training`` runs before the model is compiled. It times ``fit.probe_steps``
 training steps on a copy of the model (``measure``: the real batches, their
 augmentation and ``train_on_batch``, after one untimed warm-up step that traces the
-step; and as many validation batches), estimates
+step, at every image side that progressive resizing trains at; and as many validation
+batches), estimates
 
-    an epoch = steps_per_epoch x seconds a step + validation batches x seconds a batch
-    the training = epochs x an epoch + setup (the warm-ups' extra time: tracing)
+    an epoch = steps_per_epoch x seconds a step at its side
+               + validation batches x seconds a batch, if it is validated
+    the training = the sum of its epochs + setup (the first warm-ups' extra time)
 
 and logs it before the first epoch. With ``fit.time_budget_minutes`` it trains the
 most epochs whose estimate fits the budget, at most ``fit.epochs``
