@@ -208,16 +208,20 @@ class CheckpointStore:
                 self.directory,
             )
         else:
+            best = (
+                "none validated yet"
+                if state.best_epoch is None
+                else f"best {fit.checkpoint.monitor} {state.best_value:.4f} at epoch "
+                f"{state.best_epoch}"
+            )
             logger.info(
                 "Resuming training at epoch %d of %d from the checkpoint in %s "
-                "(%d completed epoch(s) restored; best %s %.4f at epoch %d).",
+                "(%d completed epoch(s) restored; %s).",
                 state.epoch + 1,
                 fit.epochs,
                 self.directory,
                 state.epoch,
-                fit.checkpoint.monitor,
-                state.best_value,
-                state.best_epoch,
+                best,
             )
         return state
 
@@ -317,7 +321,9 @@ class CheckpointStore:
                 )
             for variable, value in zip(seeds, state.seed_states, strict=True):
                 variable.assign(np.asarray(value, dtype=variable.dtype))
-            if not (self.directory / state.best_model_file).is_file():
+            # No best model yet: the epochs so far were not validated.
+            best = state.best_model_file
+            if best is not None and not (self.directory / best).is_file():
                 raise FileNotFoundError(state.best_model_file)
         except Exception as exc:
             raise CheckpointError(
