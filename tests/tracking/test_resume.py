@@ -24,7 +24,10 @@ def test_a_resumed_training_is_recorded_whole_and_ends_the_interrupted_run(tmp_p
     checkpoints = data / "06_models/checkpoints"
     epochs = 6
     uri = store_uri(project)
-    args = ["--params", f"model_training.fit.epochs={epochs}"]
+    args = [
+        "--params",
+        f"model_training.fit.epochs={epochs},model_training.fit.validate_last_epochs=null",
+    ]
     env = environment(CIFAR10_RAW_PATH=str(raw), MLFLOW_TRACKING_URI=uri)
 
     log = tmp_path / "killed.log"
