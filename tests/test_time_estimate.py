@@ -29,32 +29,41 @@ FIGURES = [
 ]
 
 
-@pytest.mark.slow
-def test_time_estimate_prints_and_writes_estimate_and_actual(tmp_path, cifar10_subset):
+def run_time_estimate(tmp_path, archive, *args: str):
+    """Run time_estimate.py on a copy of the project (smoke, no tracking); return the
+    completed process and the project."""
     project = make_project_copy(tmp_path / "project")
-    output = project / "result.json"
     completed = run(
         [
             sys.executable,
             str(PROJECT_ROOT / "benchmarks" / "time_estimate.py"),
             "--env",
             "smoke",
-            "--params",
-            "model_training.fit.epochs=1",
-            "--probe-steps",
-            "1",
+            *args,
             "--project",
             str(project),
             "--output",
-            str(output),
+            str(project / "result.json"),
         ],
         cwd=project,
-        env=environment(
-            CIFAR10_RAW_PATH=str(cifar10_subset), CIFAR10_KEDRO_TRACKING="false"
-        ),
+        env=environment(CIFAR10_RAW_PATH=str(archive), CIFAR10_KEDRO_TRACKING="false"),
         timeout=900,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed, project
+
+
+@pytest.mark.slow
+def test_time_estimate_prints_and_writes_estimate_and_actual(tmp_path, cifar10_subset):
+    completed, project = run_time_estimate(
+        tmp_path,
+        cifar10_subset,
+        "--params",
+        "model_training.fit.epochs=1",
+        "--probe-steps",
+        "1",
+    )
+    output = project / "result.json"
     printed = {
         line.strip().split(": ", 1)[0]
         for line in completed.stdout.splitlines()
@@ -78,31 +87,16 @@ def test_time_estimate_prints_and_writes_estimate_and_actual(tmp_path, cifar10_s
 
 @pytest.mark.slow
 def test_estimate_only_probes_each_size_and_trains_nothing(tmp_path, cifar10_subset):
-    project = make_project_copy(tmp_path / "project")
-    output = project / "result.json"
-    completed = run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "benchmarks" / "time_estimate.py"),
-            "--env",
-            "smoke",
-            "--params",
-            "model_training.fit.progressive_resizing=[{size: 16, share: 0.5}]",
-            "--probe-steps",
-            "1",
-            "--estimate-only",
-            "--project",
-            str(project),
-            "--output",
-            str(output),
-        ],
-        cwd=project,
-        env=environment(
-            CIFAR10_RAW_PATH=str(cifar10_subset), CIFAR10_KEDRO_TRACKING="false"
-        ),
-        timeout=900,
+    _, project = run_time_estimate(
+        tmp_path,
+        cifar10_subset,
+        "--params",
+        "model_training.fit.progressive_resizing=[{size: 16, share: 0.5}]",
+        "--probe-steps",
+        "1",
+        "--estimate-only",
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    output = project / "result.json"
     figures = json.loads(output.read_text())["figures"]
     assert figures["epoch_sizes"] == [16, 32]  # smoke's 2 epochs
     assert set(figures["seconds_per_step_by_size"]) == {"16", "32"}

@@ -72,16 +72,27 @@ def compiled(params: ModelTrainingParams, x_train, y_train) -> keras.Model:
 
 
 def train(
-    params: ModelTrainingParams, data: tuple[np.ndarray, ...] | None = None
+    params: ModelTrainingParams,
+    data: tuple[np.ndarray, ...] | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
-    """Every model_training node in order, each call a fresh model ("a new process")."""
+    """Every model_training node in order, each call a fresh model ("a new process");
+    ``callbacks`` as the tracking hook gives ``train_model`` them."""
     x_train, y_train, x_val, y_val = data or tiny_data()
     config = describe_training(
         params.model, params.compile, params.fit, params.seed, *(data or tiny_data())
     )
     model = compiled(params, x_train, y_train)
     return train_model(
-        model, x_train, y_train, x_val, y_val, params.fit, params.seed, config
+        model,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        params.fit,
+        params.seed,
+        config,
+        callbacks=callbacks,
     )
 
 

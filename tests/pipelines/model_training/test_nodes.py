@@ -22,7 +22,6 @@ from cifar10_kedro.pipelines.model_training.nodes import (
     describe_training,
     resolve_precision,
     steps_per_epoch,
-    train_model,
 )
 from cifar10_kedro.pipelines.model_training.optimizers import (
     RecipeSGD,
@@ -480,22 +479,8 @@ def test_validation_only_in_the_last_epochs(trained, tmp_path) -> None:
     history, no validation figure for the tracker), the checkpoint chooses among the
     validated ones, and the training itself is the one validated every epoch."""
     params = tiny_params(tmp_path, fit={"epochs": 3, "validate_last_epochs": 1})
-    x_train, y_train, x_val, y_val = data = tiny_data()
-    config = describe_training(
-        params.model, params.compile, params.fit, params.seed, *data
-    )
     logged: dict[int, dict[str, float]] = {}
-    model, history = train_model(
-        compiled(params, x_train, y_train),
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        params.fit,
-        params.seed,
-        config,
-        callbacks=[EpochLogger(logged.update)],
-    )
+    _, history = train(params, callbacks=[EpochLogger(logged.update)])
     assert history["val_accuracy"].isna().tolist() == [True, True, False]
     assert history["best"].tolist() == [False, False, True]
     assert sorted(logged) == [1, 2, 3]

@@ -98,10 +98,9 @@ def measure(
     one_hot = compile.loss == "categorical_crossentropy"
     labels = keras.utils.to_categorical(y_train, 10) if one_hot else y_train
     batches = TrainingBatches.for_fit(x_train, labels, fit, seed)
-    # The first epoch at each side, smallest first: one timing for each.
+    # The first epoch at each side (the last epoch's is full size): one timing each.
     first_epoch = {batches.size(e): e for e in reversed(range(fit.epochs))}
     full = batches.size(fit.epochs - 1)
-    first_epoch.setdefault(full, fit.epochs - 1)
 
     def step(epoch: int, number: int) -> None:
         images, targets = batches.batch(epoch, number % batches.steps_per_epoch)
