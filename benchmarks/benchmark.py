@@ -58,7 +58,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 
-from cifar10_kedro.hardware import describe_cpu
+from cifar10_kedro.hardware import describe_cpu, tensorflow_kernels
 from cifar10_kedro.pipelines.model_training.batches import TrainingBatches
 from cifar10_kedro.pipelines.model_training.fused import fused_batchnorm
 from cifar10_kedro.pipelines.model_training.nodes import build_model, compile_model
@@ -334,6 +334,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
+        "tensorflow_kernels": tensorflow_kernels(),  # oneDNN or Eigen
+        # Set to emulate an older CPU's kernels (AVX2) on this one.
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
     }
 
 

@@ -51,6 +51,8 @@ def run_benchmark(project: Path, archive: Path, *args: str) -> tuple[str, dict]:
     written = json.loads(output.read_text())
     assert written["command"].startswith("python benchmarks/benchmark.py")
     assert written["machine"]["cpus"] == os.cpu_count()
+    # Whose kernels trained, as the package asked TensorFlow (the environment's choice).
+    assert written["machine"]["tensorflow_kernels"] in {"oneDNN", "Eigen"}
     return completed.stdout, written
 
 

@@ -5,6 +5,8 @@ assumed of it: the safe choice (float32, 7-bit int8)."""
 from __future__ import annotations
 
 import os
+import platform
+import sys
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -12,6 +14,12 @@ CPUINFO = Path("/proc/cpuinfo")
 BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Integer dot products: int8 without AVX2's saturating 16-bit sums.
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+# TensorFlow reads this once, when it is first imported: "1" runs its CPU kernels with
+# oneDNN. Its Linux default is "1" only where the CPU has VNNI, AVX512-BF16 or AMX
+# (tensorflow/core/util/util.cc, DefaultOneDnnPolicy); on an AVX2-only CPU it falls back
+# to Eigen's kernels, which train this network at about half of oneDNN's speed there
+# (docs/results.md, "Where a CPU epoch goes").
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
 
 def cpu(cpuinfo: Path | None = None) -> tuple[str, frozenset[str]]:
@@ -49,6 +57,24 @@ def describe_cpu(cpuinfo: Path | None = None) -> dict[str, object]:
     }
 
 
+def use_onednn() -> None:
+    """Ask TensorFlow for oneDNN's kernels on every x86 CPU, AVX2-only ones included,
+    unless the user set ``TF_ENABLE_ONEDNN_OPTS``. Only has an effect before TensorFlow
+    is imported (the package's ``__init__`` calls it first); a child process inherits it."""
+    if platform.machine().lower() in {"x86_64", "amd64"}:
+        os.environ.setdefault(ONEDNN_VARIABLE, "1")
+
+
+def tensorflow_kernels() -> str | None:
+    """Whose CPU kernels TensorFlow runs ("oneDNN" or "Eigen"), or None where TensorFlow
+    is not imported (another Keras backend)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415, PLC2701
+
+    return "oneDNN" if _pywrap_util_port.IsMklEnabled() else "Eigen"
+
+
 def has_gpu() -> bool:
     """Return whether the Keras backend sees a GPU."""
     import keras  # noqa: PLC0415 - the CPU's questions need no Keras
@@ -70,8 +96,12 @@ def has_gpu() -> bool:
 
 
 def describe_device() -> str:
-    """What trains, as tracked runs name it: "gpu" or "cpu (<model>, <n> cores)"."""
+    """What trains, as tracked runs name it: "gpu" or "cpu (<model>, <n> cores)",
+    with whose kernels TensorFlow runs after the cores ("…, 2 cores, oneDNN)")."""
     if has_gpu():
         return "gpu"
     cpu = describe_cpu()
-    return f"cpu ({cpu['cpu']}, {cpu['cores']} cores)"
+    kernels = tensorflow_kernels()
+    return (
+        f"cpu ({cpu['cpu']}, {cpu['cores']} cores{f', {kernels}' if kernels else ''})"
+    )
