@@ -66,6 +66,8 @@ CANDIDATES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     # that results files stay comparable).
     "tensorflow (default)": ({}, {}),
     "tensorflow, 1 inter-op thread": ({}, {"inter_op": 1}),
+    # Eigen's kernels: what TensorFlow alone chooses on an AVX2-only CPU (the package
+    # asks for oneDNN on every x86 CPU: hardware.use_onednn).
     "tensorflow, oneDNN off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, {}),
     "tensorflow + XLA (jit_compile)": ({}, {"jit_compile": True}),
     "tensorflow, GELU tanh form": ({}, {"gelu_tanh": True}),
