@@ -257,9 +257,18 @@ CPU_RUNS = (
     (
         "default-avx512bf16.json",
         "model-card-default-avx512bf16.json",
-        "Keras' BatchNorm",
+        "Keras' BatchNorm, full size; mixed bfloat16",
     ),
-    ("default-fused-avx512bf16.json", None, "fused BatchNorm (the default)"),
+    (
+        "default-fused-avx512bf16.json",
+        None,
+        "fused BatchNorm, full size; mixed bfloat16",
+    ),
+    (
+        "default-resized-avx2-emulated.json",
+        None,
+        "the default now (24x24 for the first half, validated in the last 2); float32",
+    ),
 )
 
 
@@ -307,10 +316,12 @@ def cpu_run_table() -> str:
         run = _load(result)
         columns.append(_cpu_run_cells(run, _load(card) if card else None))
         day = run["date"]
-        headers.append(f"{label} (`{result}`, {day[:4]}-{day[4:6]}-{day[6:8]})")
+        capped = run["machine"].get("onednn_max_cpu_isa")
+        cap = f", oneDNN capped at {capped}" if capped else ""
+        headers.append(f"{label}{cap} (`{result}`, {day[:4]}-{day[4:6]}-{day[6:8]})")
     lines = [
-        "| default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI, mixed "
-        f"bfloat16 | {' | '.join(headers)} |",
+        "| default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI "
+        f"| {' | '.join(headers)} |",
         "|---|" + "---:|" * len(columns),
     ]
     lines += [
