@@ -265,6 +265,12 @@ CPU_RUNS = (
         "fused BatchNorm, full size; mixed bfloat16",
     ),
     (
+        "default-resized-avx512bf16.json",
+        None,
+        "the default now (24x24 for the first half, validated in the last 2); "
+        "mixed bfloat16",
+    ),
+    (
         "default-resized-avx2-emulated.json",
         None,
         "the default now (24x24 for the first half, validated in the last 2); float32",
