@@ -322,9 +322,9 @@ def cpu_run_table() -> str:
         run = _load(result)
         columns.append(_cpu_run_cells(run, _load(card) if card else None))
         day = run["date"]
-        capped = run["machine"].get("onednn_max_cpu_isa")
-        cap = f", oneDNN capped at {capped}" if capped else ""
-        headers.append(f"{label}{cap} (`{result}`, {day[:4]}-{day[4:6]}-{day[6:8]})")
+        headers.append(
+            f"{label}{_cap(run)} (`{result}`, {day[:4]}-{day[4:6]}-{day[6:8]})"
+        )
     lines = [
         "| default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI "
         f"| {' | '.join(headers)} |",
@@ -368,12 +368,18 @@ def recipes_table() -> str:
     return "\n".join(lines)
 
 
+def _cap(result: dict[str, Any]) -> str:
+    """ ", oneDNN capped at <ISA>" where the run capped it: training_speed.py writes
+    the cap beside its machine, benchmark.py inside it; "" where it did not."""
+    capped = result.get("onednn_max_cpu_isa") or result["machine"].get(
+        "onednn_max_cpu_isa"
+    )
+    return f", oneDNN capped at {capped}" if capped else ""
+
+
 def _isa(result: dict[str, Any]) -> str:
     cpu = result["machine"].get("cpu", "CPU")
-    capped = result.get("onednn_max_cpu_isa")
-    return f"{cpu}, {result['machine']['cpus']} cores" + (
-        f", oneDNN capped at {capped}" if capped else ""
-    )
+    return f"{cpu}, {result['machine']['cpus']} cores{_cap(result)}"
 
 
 def profile_table() -> str:

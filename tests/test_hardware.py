@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import sys
 
 import keras
@@ -17,7 +15,7 @@ from cifar10_kedro.hardware import (
     has_native_bfloat16,
     has_vnni,
 )
-from tests.processes import environment
+from tests.processes import environment, run
 
 ZEN4 = (
     "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n"
@@ -82,28 +80,26 @@ def test_the_device_is_the_gpu_or_the_cpu_named(monkeypatch) -> None:
     assert hardware.describe_device() == f"cpu ({model}, {os.cpu_count()} cores)"
 
 
+def printed_in_a_new_process(code: str, **changes: str | None) -> str:
+    """What ``code`` prints in a new Python process, with ``changes`` to the
+    environment (None: unset)."""
+    done = run([sys.executable, "-c", code], env=environment(**changes), timeout=300)
+    assert done.returncode == 0, done.output
+    return done.stdout.strip()
+
+
 def kernels_in_a_new_process(onednn: str | None) -> str:
     """Whose kernels TensorFlow runs in a new process that imports the project first,
     with TF_ENABLE_ONEDNN_OPTS set to ``onednn`` (None: unset)."""
-    env = environment(TF_ENABLE_ONEDNN_OPTS=onednn)
     code = (
         "import cifar10_kedro, tensorflow\n"
         "from cifar10_kedro.hardware import tensorflow_kernels\n"
         "print(tensorflow_kernels())"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip()
+    return printed_in_a_new_process(code, TF_ENABLE_ONEDNN_OPTS=onednn)
 
 
-@pytest.mark.skipif(
-    platform.machine().lower() not in {"x86_64", "amd64"}, reason="an x86 CPU's default"
-)
+@pytest.mark.skipif(not hardware.is_x86(), reason="an x86 CPU's default")
 def test_tensorflow_runs_onednn_kernels_on_every_x86_cpu() -> None:
     """TensorFlow alone picks Eigen's kernels on an AVX2-only CPU (about half as fast
     for this network there); the project asks for oneDNN on any x86 CPU."""
@@ -118,16 +114,8 @@ def test_a_users_choice_of_kernels_is_kept() -> None:
 def test_no_tensorflow_no_kernels_named() -> None:
     """Under another backend TensorFlow is never imported, and nothing imports it to
     answer."""
-    env = environment()
     code = (
         "import sys; from cifar10_kedro.hardware import tensorflow_kernels\n"
         "print(tensorflow_kernels(), 'tensorflow' in sys.modules)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["None", "False"]
+    assert printed_in_a_new_process(code).split() == ["None", "False"]

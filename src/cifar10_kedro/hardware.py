@@ -57,11 +57,16 @@ def describe_cpu(cpuinfo: Path | None = None) -> dict[str, object]:
     }
 
 
+def is_x86() -> bool:
+    """Whether this machine is x86-64, where TensorFlow's wheels carry oneDNN."""
+    return platform.machine().lower() in {"x86_64", "amd64"}
+
+
 def use_onednn() -> None:
     """Ask TensorFlow for oneDNN's kernels on every x86 CPU, AVX2-only ones included,
     unless the user set ``TF_ENABLE_ONEDNN_OPTS``. Only has an effect before TensorFlow
     is imported (the package's ``__init__`` calls it first); a child process inherits it."""
-    if platform.machine().lower() in {"x86_64", "amd64"}:
+    if is_x86():
         os.environ.setdefault(ONEDNN_VARIABLE, "1")
 
 
