@@ -108,6 +108,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     "24x24 for the first half, validated in the last 2 epochs": {
         "fit": {"progressive_resizing": _HALF_AT_24, "validate_last_epochs": 2}
     },
+    "24x24 for the first 60 %, validated in the last 2 epochs": {
+        "fit": {
+            "progressive_resizing": [{"size": 24, "share": 0.6}],
+            "validate_last_epochs": 2,
+        }
+    },
+    "24x24 for the first 70 %, validated in the last 2 epochs": {
+        "fit": {
+            "progressive_resizing": [{"size": 24, "share": 0.7}],
+            "validate_last_epochs": 2,
+        }
+    },
     "16x16 then 24x24 (a quarter each), validated in the last 2 epochs": {
         "fit": {
             "progressive_resizing": [
@@ -437,16 +449,29 @@ def ablation(
 
 
 def recipes(
-    env: str, extra: dict[str, Any], only: list[str] | None, save: Callable[[dict], Any]
+    env: str,
+    extra: dict[str, Any],
+    only: list[str] | None,
+    save: Callable[[dict], Any],
+    earlier: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train each recipe of ``RECIPES`` to the end (no test set read); return each
     one's best validation accuracy and training seconds, and the one chosen on
     validation: the fastest within ``RECIPE_TOLERANCE`` of the first's accuracy.
-    ``save`` gets the rows so far after each run."""
-    names = only or list(RECIPES)
-    rows: list[dict[str, Any]] = []
-    result: dict[str, Any] = {}
+    ``earlier`` rows (``--add-to``) come first and are not trained again. ``save``
+    gets the rows so far after each run."""
+    rows: list[dict[str, Any]] = list(earlier or [])
+    done = {row["recipe"] for row in rows}
+    names = [name for name in only or list(RECIPES) if name not in done]
+    result: dict[str, Any] = {"env": env, "params": extra, "rows": rows}
     print(f"{'recipe':<70}{'val. acc.':>10}{'train s':>9}", flush=True)
+    if rows:
+        result |= choose_recipe(rows)
+        for row in rows:
+            print(
+                f"{row['recipe']:<70}{row['best_val_accuracy']:>10.4f}"
+                f"{row['training_s']:>9.0f}  (earlier run)"
+            )
     for name in names:
         figures = run_config(
             env,
@@ -470,6 +495,51 @@ def recipes(
         save(result)
     print(f"\nchosen on validation: {result['chosen']} ({result['rule']})")
     return result
+
+
+def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
+    """The rows of an earlier ``--recipes`` run (``--add-to``), refused unless it
+    trained the same environment and parameters on a machine of the same kind, so
+    that its rows and new ones compare."""
+    try:
+        document = json.loads(path.read_text())
+        rows = document["rows"]
+        for row in rows:
+            row["recipe"], row["best_val_accuracy"], row["training_s"]  # noqa: B018
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"--add-to {path}: expected the JSON file of a --recipes run ({error})"
+        ) from None
+    # Files from before a key was recorded (the kernels, the ISA cap) are read as
+    # matching on it; the CPU itself must match.
+    here = machine()
+    kind = (
+        "cpu",
+        "cpu_flags",
+        "cpus",
+        "backend",
+        "tensorflow_kernels",
+        "onednn_max_cpu_isa",
+    )
+    differs = {
+        key: (document["machine"].get(key), here[key])
+        for key in kind
+        if document["machine"].get(key, None if key in ("cpu", "cpus") else here[key])
+        != here[key]
+    }
+    setup = {
+        "env": (document.get("env"), env),
+        "params": (document.get("params"), extra),
+    }
+    differs |= {key: pair for key, pair in setup.items() if pair[0] != pair[1]}
+    if differs:
+        raise SystemExit(
+            f"--add-to {path}: its rows do not compare with a run here; "
+            + ", ".join(
+                f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differs.items()
+            )
+        )
+    return rows
 
 
 def choose_recipe(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -581,6 +651,12 @@ def main(argv: list[str] | None = None) -> None:
     mode.add_argument(
         "--recipes", nargs="*", metavar="RECIPE", help="each trained; one chosen"
     )
+    parser.add_argument(
+        "--add-to",
+        type=Path,
+        metavar="JSON",
+        help="--recipes: start from an earlier run's rows; train only the others",
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="--compare budget")
     parser.add_argument("--epochs", type=int, help="--ablation: epochs of each run")
     parser.add_argument(
@@ -614,6 +690,7 @@ def main(argv: list[str] | None = None) -> None:
             extra,
             args.recipes or None,
             lambda partial: write(output, "recipes", partial, quiet=True),
+            earlier_recipes(args.add_to, args.env, extra) if args.add_to else None,
         )
         write(output, "recipes", result)
     elif args.compare:
