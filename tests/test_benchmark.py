@@ -235,6 +235,68 @@ def test_params_are_parsed_as_yaml() -> None:
     }
 
 
+def test_recipes_added_to_an_earlier_run_train_only_the_new_ones(monkeypatch, tmp_path):
+    benchmark = benchmark_script("benchmark")
+    reference, resized, more = list(benchmark.RECIPES)[0], *list(benchmark.RECIPES)[2:4]
+    earlier = tmp_path / "earlier.json"
+    benchmark.write(
+        earlier,
+        "recipes",
+        {
+            "env": "base",
+            "params": {},
+            "rows": [
+                {"recipe": reference, "best_val_accuracy": 0.8958, "training_s": 1140},
+                {"recipe": resized, "best_val_accuracy": 0.8990, "training_s": 815},
+            ],
+        },
+        quiet=True,
+    )
+    trained = []
+
+    def run_config(env, params, *, speeds=True, report=True):
+        trained.append(params["model_training"])
+        return {
+            "best_val_accuracy": 0.8950,
+            "best_epoch": 10,
+            "training_s": 700.0,
+            "epoch_s": 70.0,
+            "epochs": 10,
+        }
+
+    monkeypatch.setattr(benchmark, "run_config", run_config)
+    result = benchmark.recipes(
+        "base",
+        {},
+        [resized, more],
+        lambda partial: None,
+        benchmark.earlier_recipes(earlier, "base", {}),
+    )
+    assert trained == [benchmark.RECIPES[more]]
+    assert [r["recipe"] for r in result["rows"]] == [reference, resized, more]
+    # Held to the earlier run's reference: 89.50 % is within 0.2 points of 89.58 %.
+    assert result["chosen"] == more
+    assert f"'{reference}' (89.58%)" in result["rule"]
+
+
+def test_recipes_refuse_rows_that_do_not_compare(tmp_path):
+    benchmark = benchmark_script("benchmark")
+    earlier = tmp_path / "earlier.json"
+    row = {"recipe": "r", "best_val_accuracy": 0.9, "training_s": 1.0}
+    document = {"env": "base", "params": {}, "rows": [row]}
+    benchmark.write(earlier, "recipes", document, quiet=True)
+    with pytest.raises(SystemExit, match="env: 'base' there, 'smoke' here"):
+        benchmark.earlier_recipes(earlier, "smoke", {})
+    other = json.loads(earlier.read_text())
+    other["machine"]["cpu_flags"] = ["a flag of another CPU"]
+    earlier.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="cpu_flags"):
+        benchmark.earlier_recipes(earlier, "base", {})
+    earlier.write_text(json.dumps({"rows": [{"without": "lookahead"}]}))
+    with pytest.raises(SystemExit, match="expected the JSON file of a --recipes run"):
+        benchmark.earlier_recipes(earlier, "base", {})
+
+
 def test_an_interrupted_ablation_keeps_the_rows_it_finished(monkeypatch, tmp_path):
     benchmark = benchmark_script("benchmark")
     calls = []
