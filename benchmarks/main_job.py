@@ -3,7 +3,7 @@
 Usage (from the project root; the clone is of the committed HEAD)::
 
     python benchmarks/main_job.py                          # the default run
-    python benchmarks/main_job.py --isa AVX2 -- --params model_training.model.precision=float32
+    python benchmarks/main_job.py --isa AVX2              # as an AVX2-only CPU runs it
     python benchmarks/main_job.py -- --env smoke           # anything after -- goes to run.sh
 
 The clone gets the caller's environment (``CIFAR10_RAW_PATH``: where CIFAR-10 is).
@@ -11,8 +11,8 @@ The clone gets the caller's environment (``CIFAR10_RAW_PATH``: where CIFAR-10 is
 every package, from pip's cache where it has them), then ``bash scripts/run.sh``
 (``run_s``: it calls setup.sh again, a quick no-op, then ``kedro run``), so
 ``with_setup_s`` is at least what a user waits. ``--isa AVX2`` caps oneDNN's kernels
-(``ONEDNN_MAX_CPU_ISA``), as an AVX2-only CPU runs them; native bfloat16 stays, so
-pass the precision as above. The figures come from the run's own outputs: test
+(``ONEDNN_MAX_CPU_ISA``) as an AVX2-only CPU runs them; ``precision: auto`` then
+chooses float32, as it would there. The figures come from the run's own outputs: test
 accuracy with and without TTA, the training plan's estimate and the epochs' seconds.
 They are printed and written, with the machine and the command, to ``--output``.
 """

@@ -37,8 +37,9 @@ def test_the_first_processors_model_and_flags(tmp_path):
     }
 
 
-def test_native_bfloat16_and_vnni_from_the_flags(tmp_path):
+def test_native_bfloat16_and_vnni_from_the_flags(tmp_path, monkeypatch):
     """precision: auto and export.int8.reduce_range: auto read these."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     info = tmp_path / "cpuinfo"
     for flags, bfloat16, vnni in [
         ("fpu avx2 fma avx512_bf16 avx512_vnni", True, True),
@@ -48,6 +49,24 @@ def test_native_bfloat16_and_vnni_from_the_flags(tmp_path):
     ]:
         info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
         assert (has_native_bfloat16(info), has_vnni(info)) == (bfloat16, vnni), flags
+
+
+def test_a_onednn_cap_below_bfloat16_means_no_native_bfloat16(tmp_path, monkeypatch):
+    """Emulating an AVX2-only CPU (ONEDNN_MAX_CPU_ISA=AVX2) on one with AVX512-BF16:
+    oneDNN would emulate bfloat16, so precision: auto must choose float32 there."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512_bf16 avx512_vnni\n")
+    for cap, bfloat16 in [
+        ("AVX2", False),
+        ("avx512_core_vnni", False),
+        ("AVX512_CORE_BF16", True),
+        ("AVX512_CORE_AMX", True),
+        ("ALL", True),
+    ]:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert has_native_bfloat16(info) is bfloat16, cap
+        # VNNI is int8 for ONNX Runtime, which does not read oneDNN's cap.
+        assert has_vnni(info), cap
 
 
 def test_an_unknown_cpu_is_assumed_to_have_nothing(tmp_path):

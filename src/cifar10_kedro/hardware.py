@@ -36,9 +36,30 @@ def cpu(cpuinfo: Path | None = None) -> tuple[str, frozenset[str]]:
     return fields.get("model name", ""), frozenset(fields.get("flags", "").split())
 
 
+# ONEDNN_MAX_CPU_ISA: the most oneDNN's kernels may use (to run as an older CPU does,
+# e.g. AVX2). The values that still allow bfloat16 arithmetic, in oneDNN's names.
+ONEDNN_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"
+ONEDNN_BFLOAT16_ISAS = frozenset(
+    {
+        "ALL",
+        "DEFAULT",
+        "AVX512_CORE_BF16",
+        "AVX512_CORE_FP16",
+        "AVX512_CORE_AMX",
+        "AVX512_CORE_AMX_FP16",
+        "AVX10_1_512",
+        "AVX10_1_512_AMX",
+        "AVX10_1_512_AMX_FP16",
+    }
+)
+
+
 def has_native_bfloat16(cpuinfo: Path | None = None) -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX)."""
-    return bool(cpu(cpuinfo)[1] & BFLOAT16_FLAGS)
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX) and
+    oneDNN may use it: not where ``ONEDNN_MAX_CPU_ISA`` caps it below AVX512_CORE_BF16,
+    as when an AVX2-only CPU is emulated (bfloat16 would then be emulated too)."""
+    cap = os.environ.get(ONEDNN_ISA_VARIABLE, "ALL").strip().upper()
+    return bool(cpu(cpuinfo)[1] & BFLOAT16_FLAGS) and cap in ONEDNN_BFLOAT16_ISAS
 
 
 def has_vnni(cpuinfo: Path | None = None) -> bool:

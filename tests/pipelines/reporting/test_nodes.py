@@ -28,7 +28,7 @@ from cifar10_kedro.variants import merged
 from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 
 CLASS_NAMES = OFFICIAL_CLASS_NAMES
-NO_TTA = {"flip": False, "translate": 0}
+NO_TTA = {"flip": False, "translate": 0, "shifts": 4}
 # What fit_temperature returns when the probabilities need no scaling.
 UNSCALED = {"temperature": 1.0}
 
@@ -72,24 +72,40 @@ def softmax_of(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 
 def test_tta_views_flip_and_diagonal_shifts() -> None:
-    views = tta_views(TTAParams(flip=True, translate=2))
+    views = tta_views(TTAParams(flip=True, translate=2, shifts=4))
     assert len(views) == 10
     assert views[(0, 0, False)] == views[(0, 0, True)] == 1.0
     shifted = {(dy, dx) for (dy, dx, _), w in views.items() if w == 0.5}  # noqa: PLR2004
     assert shifted == {(-2, -2), (-2, 2), (2, -2), (2, 2)}
     assert {m for (dy, dx, m) in views if (dy, dx) == (2, -2)} == {False, True}
-    assert tta_views(TTAParams(translate=1, flip=False)) == {
+    assert tta_views(TTAParams(translate=1, flip=False, shifts=4)) == {
         (0, 0, False): 1.0,
         (-1, -1, False): 0.5,
         (-1, 1, False): 0.5,
         (1, -1, False): 0.5,
         (1, 1, False): 0.5,
     }
-    assert tta_views(TTAParams(flip=True, translate=0)) == {
+    assert tta_views(TTAParams(flip=True, translate=0, shifts=4)) == {
         (0, 0, False): 1.0,
         (0, 0, True): 1.0,
     }
     assert tta_views(TTAParams(**NO_TTA)) == {(0, 0, False): 1.0}
+
+
+def test_two_shifts_are_one_diagonal_as_airbench() -> None:
+    views = tta_views(TTAParams(flip=True, translate=1, shifts=2))
+    assert views == {
+        (0, 0, False): 1.0,
+        (0, 0, True): 1.0,
+        (-1, -1, False): 0.5,
+        (-1, -1, True): 0.5,
+        (1, 1, False): 0.5,
+        (1, 1, True): 0.5,
+    }
+    # Normalised: the image and its mirror 1/4 each, each shifted view 1/8.
+    assert views[(1, 1, True)] / sum(views.values()) == 1 / 8
+    with pytest.raises(ValueError, match="shifts"):
+        TTAParams(flip=True, translate=1, shifts=3)
 
 
 # --------------------------------------------------------------------- predict_test

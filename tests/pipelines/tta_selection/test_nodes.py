@@ -14,10 +14,10 @@ from cifar10_kedro.pipelines.tta_selection.nodes import select_tta
 from tests.conftest import OFFICIAL_CLASS_NAMES, base_params
 
 FOUR = {
-    "none": {"flip": False, "translate": 0},
-    "flip": {"flip": True, "translate": 0},
-    "shift 1px": {"flip": False, "translate": 1},
-    "flip + shift 1px": {"flip": True, "translate": 1},
+    "none": {"flip": False, "translate": 0, "shifts": 4},
+    "flip": {"flip": True, "translate": 0, "shifts": 4},
+    "shift 1px": {"flip": False, "translate": 1, "shifts": 4},
+    "flip + shift 1px": {"flip": True, "translate": 1, "shifts": 4},
 }
 
 
@@ -158,7 +158,7 @@ def test_the_scores_are_those_of_the_test_evaluation() -> None:
     )
     x = np.random.default_rng(3).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     y = np.arange(16) % 10
-    shift = {"flip": False, "translate": 2}
+    shift = {"flip": False, "translate": 2, "shifts": 2}
     chosen = select_tta(model, x, y, selection({"shift 2px": shift}), reporting())
     expected, _, _ = evaluate_predictions(
         predict_test(model, x, reporting(**shift)),

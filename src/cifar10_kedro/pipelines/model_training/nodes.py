@@ -55,7 +55,8 @@ def resolve_precision(precision: str) -> str:
     """Return the Keras dtype policy for ``precision`` ('auto' picks by hardware).
 
     'auto' is mixed bfloat16 on a GPU or a CPU with native bfloat16 (AVX512-BF16 or
-    AMX), where it is about twice as fast, and float32 elsewhere.
+    AMX, unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below it), where it is about twice
+    as fast, and float32 elsewhere.
     """
     if precision != "auto":
         return precision

@@ -42,15 +42,16 @@ def _shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
 def tta_views(tta: TTAParams) -> dict[View, float]:
     """Return the test-time views and their weights.
 
-    The image itself (weight 1), its four diagonal shifts by ``tta.translate`` pixels
-    (weight 1/2 each) if that is above 0, and the mirror of each if ``tta.flip``.
+    The image itself (weight 1), its ``tta.shifts`` diagonal shifts by
+    ``tta.translate`` pixels (weight 1/2 each) if that is above 0, and the mirror of
+    each if ``tta.flip``.
     """
     views = {(0, 0, False): 1.0}
-    shift = tta.translate
-    if shift:
-        views |= {
-            (dy, dx, False): 0.5 for dy in (-shift, shift) for dx in (-shift, shift)
-        }
+    s = tta.translate
+    if s:
+        # The first two, one diagonal, are airbench's.
+        corners = [(-s, -s), (s, s), (-s, s), (s, -s)][: tta.shifts]
+        views |= {(dy, dx, False): 0.5 for dy, dx in corners}
     if tta.flip:
         views |= {(dy, dx, True): w for (dy, dx, _), w in views.items()}
     return views

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from cifar10_kedro.params_base import NonNegativeInt, Params, PositiveFloat, PositiveInt
@@ -9,11 +11,14 @@ from cifar10_kedro.params_base import NonNegativeInt, Params, PositiveFloat, Pos
 
 class TTAParams(Params):
     """Test-time augmentation: the prediction for an image is the weighted mean over
-    the image (weight 1), its four diagonal shifts by ``translate`` pixels (borders
-    reflected, weight 1/2 each; 0 for none) and, with ``flip``, the mirror of each."""
+    the image (weight 1), its diagonal shifts by ``translate`` pixels (borders
+    reflected, weight 1/2 each; 0 for none) and, with ``flip``, the mirror of each.
+    ``shifts``: 4, one to each corner, or 2, up-left and down-right (airbench's: with
+    ``flip``, 6 views instead of 10)."""
 
     flip: bool
     translate: NonNegativeInt
+    shifts: Literal[2, 4]
 
 
 class TemperatureParams(Params):
