@@ -229,6 +229,7 @@ def test_tta_selection_scores_each_candidate_on_validation(smoke_run):
         "flip",
         "shift 1px",
         "flip + shift 1px",
+        "flip + 2 shifts 1px",
         "shift 2px",
         "flip + shift 2px",
     ]
