@@ -337,7 +337,7 @@ def cpu_run_table() -> str:
     return "\n".join(lines)
 
 
-RECIPES_RESULT = "recipes-avx512bf16.json"
+RECIPES_RESULT = "recipes-more-resizing-avx512bf16.json"
 
 
 def recipes_table() -> str:
