@@ -235,7 +235,7 @@ def test_tta_selection_scores_each_candidate_on_validation(smoke_run):
     ]
     best = chosen["candidates"][chosen["best"]]
     assert best["accuracy"] == max(c["accuracy"] for c in chosen["candidates"].values())
-    assert chosen["configured"] == "flip + shift 1px"  # conf/base's reporting.tta
+    assert chosen["configured"] == "flip + 2 shifts 1px"  # conf/base's reporting.tta
     # The plain candidate is the plain validation score reporting wrote.
     validation = json.loads(
         latest(smoke_run, "08_reporting/validation_metrics.json").read_text()

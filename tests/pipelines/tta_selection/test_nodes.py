@@ -28,7 +28,8 @@ def selection(candidates=FOUR) -> TTASelectionParams:
 
 def reporting(**tta):
     return base_params(
-        "reporting", {"batch_size": 7, "tta": {"flip": False, "translate": 0, **tta}}
+        "reporting",
+        {"batch_size": 7, "tta": {"flip": False, "translate": 0, "shifts": 4, **tta}},
     )
 
 
