@@ -503,7 +503,7 @@ def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
     that its rows and new ones compare."""
     try:
         document = json.loads(path.read_text())
-        rows = document["rows"]
+        rows, recorded = document["rows"], document["machine"]
         for row in rows:
             row["recipe"], row["best_val_accuracy"], row["training_s"]  # noqa: B018
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -522,10 +522,9 @@ def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
         "onednn_max_cpu_isa",
     )
     differs = {
-        key: (document["machine"].get(key), here[key])
+        key: (recorded.get(key), here[key])
         for key in kind
-        if document["machine"].get(key, None if key in ("cpu", "cpus") else here[key])
-        != here[key]
+        if recorded.get(key, None if key in ("cpu", "cpus") else here[key]) != here[key]
     }
     setup = {
         "env": (document.get("env"), env),
