@@ -657,7 +657,7 @@ def test_parameters_that_are_not_a_mapping_are_refused() -> None:
             [
                 "Parameter 'reporting'",
                 "  - tta.flipp: unknown parameter (a typo?); expected one of "
-                "['flip', 'translate']",
+                "['flip', 'shifts', 'translate']",
             ],
         ),
         (

@@ -90,7 +90,7 @@ def test_notebook_runs_on_a_smoke_run(smoke_project, tmp_path, monkeypatch, kern
         in text
     )
     assert ", log loss: " in text and "expected calibration error: " in text
-    assert "With test-time augmentation (10 views)" in text
+    assert "With test-time augmentation (6 views)" in text
     # The smoke run did not choose the test-time augmentation (tta_selection).
     assert "kedro run --pipeline tta_selection" in text
     # The smoke run did not run the compare pipeline.
