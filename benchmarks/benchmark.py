@@ -58,7 +58,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 
-from cifar10_kedro.hardware import describe_cpu, tensorflow_kernels
+from cifar10_kedro.hardware import describe_cpu, onednn_isa_cap, tensorflow_kernels
 from cifar10_kedro.pipelines.model_training.batches import TrainingBatches
 from cifar10_kedro.pipelines.model_training.fused import fused_batchnorm
 from cifar10_kedro.pipelines.model_training.nodes import build_model, compile_model
@@ -348,7 +348,7 @@ def machine() -> dict[str, Any]:
         "backend": keras.backend.backend(),
         "tensorflow_kernels": tensorflow_kernels(),  # oneDNN or Eigen
         # Set to emulate an older CPU's kernels (AVX2) on this one.
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "onednn_max_cpu_isa": onednn_isa_cap(),
     }
 
 
@@ -468,10 +468,7 @@ def recipes(
     if rows:
         result |= choose_recipe(rows)
         for row in rows:
-            print(
-                f"{row['recipe']:<70}{row['best_val_accuracy']:>10.4f}"
-                f"{row['training_s']:>9.0f}  (earlier run)"
-            )
+            print(_recipe_line(row) + "  (earlier run)")
     for name in names:
         figures = run_config(
             env,
@@ -490,11 +487,17 @@ def recipes(
             )
         }
         rows.append(row)
-        print(f"{name:<70}{row['best_val_accuracy']:>10.4f}{row['training_s']:>9.0f}")
+        print(_recipe_line(row))
         result = {"env": env, "params": extra, "rows": rows, **choose_recipe(rows)}
         save(result)
     print(f"\nchosen on validation: {result['chosen']} ({result['rule']})")
     return result
+
+
+def _recipe_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['recipe']:<70}{row['best_val_accuracy']:>10.4f}{row['training_s']:>9.0f}"
+    )
 
 
 def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
@@ -510,22 +513,14 @@ def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
         raise SystemExit(
             f"--add-to {path}: expected the JSON file of a --recipes run ({error})"
         ) from None
-    # Files from before a key was recorded (the kernels, the ISA cap) are read as
-    # matching on it; the CPU itself must match.
     here = machine()
-    kind = (
-        "cpu",
-        "cpu_flags",
-        "cpus",
-        "backend",
-        "tensorflow_kernels",
-        "onednn_max_cpu_isa",
-    )
-    differs = {
-        key: (recorded.get(key), here[key])
-        for key in kind
-        if recorded.get(key, None if key in ("cpu", "cpus") else here[key]) != here[key]
+    # The CPU itself must be recorded and match; files from before the other keys
+    # were recorded (the kernels, the ISA cap) are read as matching on them.
+    there = {key: recorded.get(key) for key in ("cpu", "cpus")} | {
+        key: recorded.get(key, here[key])
+        for key in ("cpu_flags", "backend", "tensorflow_kernels", "onednn_max_cpu_isa")
     }
+    differs = {key: (there[key], here[key]) for key in there if there[key] != here[key]}
     setup = {
         "env": (document.get("env"), env),
         "params": (document.get("params"), extra),

@@ -13,7 +13,8 @@ every package, from pip's cache where it has them), then ``bash scripts/run.sh``
 ``with_setup_s`` is at least what a user waits. ``--isa AVX2`` caps oneDNN's kernels
 (``ONEDNN_MAX_CPU_ISA``) as an AVX2-only CPU runs them; ``precision: auto`` then
 chooses float32, as it would there. The figures come from the run's own outputs: test
-accuracy with and without TTA, the training plan's estimate and the epochs' seconds.
+accuracy with and without TTA, and the epochs' seconds against the training plan's
+estimate, as ``time_estimate.py`` defines them (``ratio``: actual / estimated).
 They are printed and written, with the machine and the command, to ``--output``.
 """
 
@@ -33,8 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import PROJECT, stamped, write  # noqa: E402
+from time_estimate import against_the_estimate  # noqa: E402
 
 
 def _timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> float:
@@ -59,24 +63,22 @@ def _latest(clone: Path, dataset: str) -> Path:
 
 
 def figures(clone: Path) -> dict[str, Any]:
-    """The test accuracy (plain, with TTA), the training plan's estimate and the
-    epochs' own seconds, from the outputs of the run in ``clone``."""
+    """The test accuracy (plain, with TTA), and the epochs' own seconds against the
+    training plan's estimate (as time_estimate.py compares them), from the outputs of
+    the run in ``clone``."""
     metrics = json.loads(_latest(clone, "test_metrics.json").read_text())
     plan = json.loads(_latest(clone, "training_plan.json").read_text())
     with _latest(clone, "training_history.csv").open() as history:
-        epochs = list(csv.DictReader(history))
+        seconds = [float(row["seconds"]) for row in csv.DictReader(history)]
     result = {
         "test_accuracy": metrics["accuracy"],
         "test_accuracy_tta": metrics.get("tta", {}).get("accuracy"),
-        "epochs": len(epochs),
-        "training_s": sum(float(row["seconds"]) for row in epochs),
-        "estimated_training_s": plan.get("estimated_training_seconds"),
-        "device": plan.get("device"),
-        "precision": plan.get("precision"),
+        "device": plan["device"],
+        "precision": plan["precision"],
     }
-    if result["estimated_training_s"]:
-        result["estimate_ratio"] = result["estimated_training_s"] / result["training_s"]
-    return result
+    if plan["estimated_training_seconds"] is None:  # probe_steps: 0
+        return result | {"epochs_run": len(seconds), "actual_training_s": sum(seconds)}
+    return result | against_the_estimate(plan, np.asarray(seconds))
 
 
 def main_job(source: Path, run_args: list[str]) -> dict[str, Any]:

@@ -54,11 +54,16 @@ ONEDNN_BFLOAT16_ISAS = frozenset(
 )
 
 
+def onednn_isa_cap() -> str | None:
+    """The ISA ``ONEDNN_MAX_CPU_ISA`` caps oneDNN's kernels at, or None where unset."""
+    return os.environ.get(ONEDNN_ISA_VARIABLE)
+
+
 def has_native_bfloat16(cpuinfo: Path | None = None) -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX) and
     oneDNN may use it: not where ``ONEDNN_MAX_CPU_ISA`` caps it below AVX512_CORE_BF16,
     as when an AVX2-only CPU is emulated (bfloat16 would then be emulated too)."""
-    cap = os.environ.get(ONEDNN_ISA_VARIABLE, "ALL").strip().upper()
+    cap = (onednn_isa_cap() or "ALL").strip().upper()
     return bool(cpu(cpuinfo)[1] & BFLOAT16_FLAGS) and cap in ONEDNN_BFLOAT16_ISAS
 
 
