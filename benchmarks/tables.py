@@ -398,6 +398,46 @@ def profile_table() -> str:
     return "\n".join(lines)
 
 
+# ``benchmarks/main_job.py``'s runs: ``bash scripts/run.sh`` in a fresh clone, timed.
+MAIN_JOBS = (
+    "main-job-avx512bf16.json",
+    "main-job-avx2-emulated.json",
+)
+
+
+def main_job_table() -> str:
+    """The main job as a new user runs it, set-up included, and the training plan's
+    estimate against the epochs' own seconds (benchmarks/main_job.py)."""
+    runs = [(name, _load(name)) for name in MAIN_JOBS]
+    rows = {
+        "precision (as `precision: auto` chose)": lambda r: r["precision"],
+        "set-up (`bash scripts/setup.sh`), min": lambda r: f"{r['setup_s'] / 60:.1f}",
+        "`bash scripts/run.sh`, min": lambda r: f"{r['run_s'] / 60:.1f}",
+        "**with set-up, min**": lambda r: f"**{r['with_setup_s'] / 60:.1f}**",
+        "training: estimated before the first epoch / taken, min": lambda r: (
+            f"{r['estimated_training_s'] / 60:.1f} / {r['actual_training_s'] / 60:.1f}"
+            f" (ratio {r['ratio']:.2f})"
+        ),
+        "test accuracy / **with TTA**, %": lambda r: (
+            f"{_pct(r['test_accuracy'])} / **{_pct(r['test_accuracy_tta'])}**"
+        ),
+    }
+    headers = [
+        f"{_isa(r)} (`{name}`, {r['date'][:4]}-{r['date'][4:6]}-{r['date'][6:8]}, "
+        f"commit {r['commit'][:7]})"
+        for name, r in runs
+    ]
+    lines = [
+        f"| fresh clone, the default run | {' | '.join(headers)} |",
+        "|---|" + "---:|" * len(runs),
+    ]
+    lines += [
+        f"| {label} | {' | '.join(cell(r) for _, r in runs)} |"
+        for label, cell in rows.items()
+    ]
+    return "\n".join(lines)
+
+
 # Two runs of the same command, one after the other on the same machine: their spread
 # is the noise of a 5-step measure.
 CANDIDATE_RUNS = (
@@ -497,6 +537,7 @@ TABLES = {
     "profile": profile_table,
     "candidates": candidates_table,
     "recipes": recipes_table,
+    "main_job": main_job_table,
 }
 
 MARKER = re.compile(r"^<!-- benchmarks/tables\.py (\S+) -->\n", re.MULTILINE)
