@@ -207,6 +207,7 @@ def test_the_chosen_recipe_is_the_fastest_within_the_tolerance() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.bfloat16_kernels
 def test_benchmark_sweep_prints_rates(project, cifar10_subset):
     out, written = run_benchmark(
         project, cifar10_subset, "--env", "smoke", "--sweep", "8,16", "8,16,16"

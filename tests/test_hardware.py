@@ -14,6 +14,7 @@ from cifar10_kedro.hardware import (
     describe_cpu,
     has_native_bfloat16,
     has_vnni,
+    onednn_cannot_run_bfloat16,
 )
 from tests.processes import environment, run
 
@@ -67,6 +68,27 @@ def test_a_onednn_cap_below_bfloat16_means_no_native_bfloat16(tmp_path, monkeypa
         assert has_native_bfloat16(info) is bfloat16, cap
         # VNNI is int8 for ONNX Runtime, which does not read oneDNN's cap.
         assert has_vnni(info), cap
+
+
+def test_bfloat16_cannot_run_only_where_the_cap_leaves_onednn_none(
+    tmp_path, monkeypatch
+):
+    """TensorFlow sends bfloat16 ops to oneDNN on an AVX512 CPU; capped at AVX2 there,
+    oneDNN has no kernel for them. On a real AVX2 CPU, Eigen runs them."""
+    avx512, avx2 = tmp_path / "avx512", tmp_path / "avx2"
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512f avx512_bf16\n")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert not onednn_cannot_run_bfloat16(avx512)
+    for cap, cannot in [
+        ("AVX2", True),
+        ("avx2_vnni", True),
+        ("AVX512_CORE", False),  # oneDNN emulates bfloat16 there
+        ("AVX512_CORE_BF16", False),
+    ]:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert onednn_cannot_run_bfloat16(avx512) is cannot, cap
+        assert not onednn_cannot_run_bfloat16(avx2), cap
 
 
 def test_an_unknown_cpu_is_assumed_to_have_nothing(tmp_path):

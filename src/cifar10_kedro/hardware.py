@@ -59,12 +59,34 @@ def onednn_isa_cap() -> str | None:
     return os.environ.get(ONEDNN_ISA_VARIABLE)
 
 
+def _cap() -> str:
+    return (onednn_isa_cap() or "ALL").strip().upper()
+
+
 def has_native_bfloat16(cpuinfo: Path | None = None) -> bool:
     """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX) and
     oneDNN may use it: not where ``ONEDNN_MAX_CPU_ISA`` caps it below AVX512_CORE_BF16,
     as when an AVX2-only CPU is emulated (bfloat16 would then be emulated too)."""
-    cap = (onednn_isa_cap() or "ALL").strip().upper()
-    return bool(cpu(cpuinfo)[1] & BFLOAT16_FLAGS) and cap in ONEDNN_BFLOAT16_ISAS
+    return bool(cpu(cpuinfo)[1] & BFLOAT16_FLAGS) and _cap() in ONEDNN_BFLOAT16_ISAS
+
+
+# oneDNN's ISAs without any bfloat16 kernel, not even an emulated one.
+ONEDNN_NO_BFLOAT16_ISAS = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI"})
+# Where the CPU has one of these, TensorFlow sends bfloat16 ops to oneDNN
+# (IsBF16SupportedByOneDNNOnThisCPU in tensorflow/core/util/mkl_util.h); elsewhere to
+# Eigen's kernels, slow but correct.
+ONEDNN_BFLOAT16_DISPATCH_FLAGS = frozenset({"avx512f", "avx_ne_convert"})
+
+
+def onednn_cannot_run_bfloat16(cpuinfo: Path | None = None) -> bool:
+    """Whether TensorFlow's bfloat16 ops would fail here: this CPU makes TensorFlow
+    send them to oneDNN, and ``ONEDNN_MAX_CPU_ISA`` caps oneDNN at an ISA with no
+    bfloat16 kernel (AVX2 emulated on an AVX512 CPU). A real AVX2-only CPU runs them,
+    through Eigen."""
+    return (
+        bool(cpu(cpuinfo)[1] & ONEDNN_BFLOAT16_DISPATCH_FLAGS)
+        and _cap() in ONEDNN_NO_BFLOAT16_ISAS
+    )
 
 
 def has_vnni(cpuinfo: Path | None = None) -> bool:

@@ -55,6 +55,7 @@ def mixed_model(images, tmp_path_factory) -> keras.Model:
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
+@pytest.mark.bfloat16_kernels
 def test_the_inference_copy_is_float32_without_augmentation(mixed_model, images):
     assert any(layer.name == "augmentation" for layer in mixed_model.layers)
     assert mixed_model.get_layer(WHITENING_LAYER).dtype_policy.name == "mixed_bfloat16"
@@ -167,6 +168,7 @@ def shifted_classes(model: keras.Model, images: np.ndarray) -> keras.Model:
     return shifted
 
 
+@pytest.mark.bfloat16_kernels
 def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
     mixed_model, exported, images, tmp_path
 ):
@@ -199,6 +201,7 @@ def test_evaluate_exports_measures_each_format_and_refuses_a_mismatch(
         )
 
 
+@pytest.mark.bfloat16_kernels
 def test_an_int8_graph_that_loses_accuracy_is_refused(
     mixed_model, exported, images, tmp_path
 ):
@@ -215,6 +218,7 @@ def test_an_int8_graph_that_loses_accuracy_is_refused(
         )
 
 
+@pytest.mark.bfloat16_kernels
 def test_the_model_card(mixed_model, exported, images):
     copy = exported["copy"]
     labels = np.arange(len(images)) % 10

@@ -48,7 +48,10 @@ def train_step(model: keras.Model, x: np.ndarray, fused: bool) -> dict:
     }
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "policy",
+    ["float32", pytest.param("mixed_bfloat16", marks=pytest.mark.bfloat16_kernels)],
+)
 def test_the_fused_kernel_trains_as_keras_batchnorm_does(policy: str) -> None:
     model = tiny_model(policy)
     x = np.random.default_rng(1).normal(size=(16, 8, 8, 3)).astype("float32")

@@ -317,8 +317,44 @@ def test_resolve_precision_auto(monkeypatch, tmp_path, gpu, cpuinfo, expected) -
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
-def test_resolve_precision_explicit(precision) -> None:
+def test_resolve_precision_explicit(monkeypatch, precision) -> None:
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert resolve_precision(precision) == precision
+
+
+def _capped_cpu(monkeypatch, tmp_path, flags: str, cap: str) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"flags: {flags}")
+    monkeypatch.setattr(hardware, "CPUINFO", info)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+
+
+def test_bfloat16_under_an_avx2_cap_on_an_avx512_cpu_is_a_clear_error(
+    monkeypatch, tmp_path
+) -> None:
+    # TensorFlow would send the bfloat16 convolutions to a oneDNN without a kernel
+    # for them ("could not create a primitive descriptor") at the first step.
+    _capped_cpu(monkeypatch, tmp_path, "avx2 avx512f avx512_bf16", "avx2")
+    with pytest.raises(ValueError, match=r"model_training\.model\.precision") as error:
+        resolve_precision("mixed_bfloat16")
+    assert "ONEDNN_MAX_CPU_ISA=avx2" in str(error.value)
+    assert resolve_precision("auto") == "float32"
+    assert resolve_precision("float32") == "float32"
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap"),
+    [
+        ("avx2 fma", "AVX2"),  # a real AVX2 CPU: TensorFlow uses Eigen's kernels
+        ("avx2 avx512f avx512_bf16", "AVX512_CORE"),  # oneDNN emulates bfloat16
+        ("avx2 avx512f avx512_bf16", "AVX512_CORE_BF16"),
+    ],
+)
+def test_bfloat16_is_allowed_where_its_kernels_exist(
+    monkeypatch, tmp_path, flags, cap
+) -> None:
+    _capped_cpu(monkeypatch, tmp_path, flags, cap)
+    assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
 
 
 def test_mixed_float16_gets_loss_scaling(tmp_path) -> None:

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 import cifar10_kedro
-from cifar10_kedro.hardware import has_gpu, has_native_bfloat16
+from cifar10_kedro.hardware import (
+    ONEDNN_ISA_VARIABLE,
+    has_gpu,
+    has_native_bfloat16,
+    onednn_cannot_run_bfloat16,
+    onednn_isa_cap,
+)
 
 from . import distribution
 from .architectures import WHITENING_LAYER, assemble, dirac_kernel, whitening_weights
@@ -58,10 +64,22 @@ def resolve_precision(precision: str) -> str:
     AMX, unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below it), where it is about twice
     as fast, and float32 elsewhere.
     """
-    if precision != "auto":
-        return precision
-    native = has_gpu() or has_native_bfloat16()
-    return "mixed_bfloat16" if native else "float32"
+    if precision == "auto":
+        native = has_gpu() or has_native_bfloat16()
+        return "mixed_bfloat16" if native else "float32"
+    if (
+        precision == "mixed_bfloat16"
+        and keras.backend.backend() == "tensorflow"
+        and onednn_cannot_run_bfloat16()
+    ):
+        raise ValueError(
+            "model_training.model.precision is 'mixed_bfloat16', but "
+            f"{ONEDNN_ISA_VARIABLE}={onednn_isa_cap()} caps oneDNN at an ISA with no "
+            "bfloat16 kernel, while TensorFlow sends this CPU's bfloat16 ops to "
+            "oneDNN: every convolution would fail. Use precision 'float32' or 'auto' "
+            f"(float32 under this cap), or unset {ONEDNN_ISA_VARIABLE}."
+        )
+    return precision
 
 
 def _digest(array: np.ndarray) -> dict[str, Any]:
