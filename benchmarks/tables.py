@@ -131,6 +131,12 @@ def _day(result: dict[str, Any]) -> str:
     return result["measured_at"][:10]
 
 
+def _date(result: dict[str, Any]) -> str:
+    """The day of benchmark.py's ``write()`` stamp (``20261207T172935Z``), as 2026-12-07."""
+    day = result["date"]
+    return f"{day[:4]}-{day[4:6]}-{day[6:8]}"
+
+
 def _service_cells(service: dict[str, Any] | None) -> list[str]:
     """One service benchmark's latency (p50 / p99) and throughput cells."""
     if service is None:
@@ -321,10 +327,7 @@ def cpu_run_table() -> str:
     for result, card, label in CPU_RUNS:
         run = _load(result)
         columns.append(_cpu_run_cells(run, _load(card) if card else None))
-        day = run["date"]
-        headers.append(
-            f"{label}{_cap(run)} (`{result}`, {day[:4]}-{day[4:6]}-{day[6:8]})"
-        )
+        headers.append(f"{label}{_cap(run)} (`{result}`, {_date(run)})")
     lines = [
         "| default, 10 epochs, 2-core AMD EPYC with AVX512-BF16 and VNNI "
         f"| {' | '.join(headers)} |",
@@ -423,8 +426,7 @@ def main_job_table() -> str:
         ),
     }
     headers = [
-        f"{_isa(r)} (`{name}`, {r['date'][:4]}-{r['date'][4:6]}-{r['date'][6:8]}, "
-        f"commit {r['commit'][:7]})"
+        f"{_isa(r)} (`{name}`, {_date(r)}, commit {r['commit'][:7]})"
         for name, r in runs
     ]
     lines = [

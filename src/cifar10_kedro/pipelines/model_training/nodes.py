@@ -62,7 +62,8 @@ def resolve_precision(precision: str) -> str:
 
     'auto' is mixed bfloat16 on a GPU or a CPU with native bfloat16 (AVX512-BF16 or
     AMX, unless ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below it), where it is about twice
-    as fast, and float32 elsewhere.
+    as fast, and float32 elsewhere. An explicit 'mixed_bfloat16' that TensorFlow could
+    not run here (``hardware.onednn_cannot_run_bfloat16``) is a ValueError.
     """
     if precision == "auto":
         native = has_gpu() or has_native_bfloat16()
