@@ -20,7 +20,8 @@ training images/s of the default network under each candidate of ``CANDIDATES``:
 TensorFlow's thread and oneDNN settings, XLA (``jit_compile``), the JAX backend,
 GELU's tanh form, fused BatchNorm. ``--isa AVX2`` caps oneDNN at AVX2
 (``ONEDNN_MAX_CPU_ISA``), the closest this machine comes to an AVX2-only CPU; the
-figures then say so. The float32 bound is a large NumPy matmul on the same cores.
+figures then say so. The float32 bound is a large NumPy matmul on the same cores
+(``inference_benchmark.gemm_gflop_s``, the inference benchmark's bound too).
 
 Figures are printed and written to JSON (``--output``; by default under
 ``benchmarks/results/``), with the machine.
@@ -53,11 +54,10 @@ from benchmark import (  # noqa: E402 - a sibling script
     training_params,
     write,
 )
-from inference_benchmark import multiply_adds  # noqa: E402 - a sibling script
-
-# What a step of 2 float32 multiply-adds costs: a forward and backward pass of the
-# default network, about 3x its 118 M multiply-adds an image forward.
-MATMUL_SIZE = 2048
+from inference_benchmark import (  # noqa: E402 - a sibling script
+    gemm_gflop_s,
+    multiply_adds,
+)
 
 # name -> (environment of its process, options applied in it). The first is the
 # reference every other is compared with.
@@ -151,30 +151,6 @@ def steady_rate(model: Any, batches: Any, steps: int) -> tuple[float, list[float
     return batches.batch_size * len(timed) / sum(timed), timed
 
 
-def matmul_bound(isa: str | None = None) -> float:
-    """Float32 GFLOP/s of a large NumPy matmul on these cores; with ``isa`` AVX2,
-    OpenBLAS's AVX2 kernel (its Haswell core type), measured in a process of its own."""
-    code = (
-        "import numpy as np, time\n"
-        f"a = np.random.default_rng(0).random(({MATMUL_SIZE},) * 2, dtype=np.float32)\n"
-        "a @ a\n"
-        "start = time.perf_counter()\n"
-        "for _ in range(5): a @ a\n"
-        f"print(5 * 2 * {MATMUL_SIZE}**3 / (time.perf_counter() - start) / 1e9)\n"
-    )
-    env = {**os.environ}
-    if isa == "AVX2":
-        env["OPENBLAS_CORETYPE"] = "Haswell"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(done.stdout.split()[-1])
-
-
 def model_flops(model: Any) -> float:
     """Floating-point operations of a training step per image: 3 x 2 x the forward
     multiply-adds (``inference_benchmark.multiply_adds``: forward, two gradients)."""
@@ -205,7 +181,7 @@ def one(env: str, name: str, precision: str, steps: int) -> dict[str, Any]:
 def candidates(
     env: str, precision: str, steps: int, isa: str | None, names: list[str]
 ) -> dict:
-    bound = matmul_bound(isa)
+    bound = gemm_gflop_s(isa=isa)
     rows = []
     for name in names:
         environment, _ = CANDIDATES[name]

@@ -46,3 +46,13 @@ def test_the_bound_is_the_matrix_multiply_rate_over_an_image_s_arithmetic():
 
 def test_the_matrix_multiply_rate_is_measured():
     assert BENCHMARK.gemm_gflop_s(size=128, repeats=2) > 0
+
+
+def test_the_rate_under_an_isa_cap_uses_openblas_kernel_of_that_width():
+    # What --isa AVX2 measures on an AVX512 machine: OpenBLAS's Haswell kernel.
+    assert BENCHMARK.gemm_gflop_s(size=128, repeats=2, isa="AVX2") > 0
+
+
+def test_an_isa_the_bound_cannot_emulate_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"isa: .*'AVX2'.*got 'AVX10'"):
+        BENCHMARK.gemm_gflop_s(size=128, repeats=2, isa="AVX10")
