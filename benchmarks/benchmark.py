@@ -10,6 +10,7 @@ Usage (from the project root, after ``bash scripts/setup.sh``)::
     python benchmarks/benchmark.py --ablation --speed         # ... its training speed only
     python benchmarks/benchmark.py --sweep 64,128,256 64,256,256   # training speed only
     python benchmarks/benchmark.py --recipes   # cheaper recipes; one chosen on validation
+    python benchmarks/benchmark.py --recipes --recipe-seeds 42 0 1   # ... on 3 seeds' means
 
 Every figure has one definition, here:
 
@@ -454,29 +455,36 @@ def recipes(
     only: list[str] | None,
     save: Callable[[dict], Any],
     earlier: list[dict[str, Any]] | None = None,
+    seeds: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Train each recipe of ``RECIPES`` to the end (no test set read); return each
-    one's best validation accuracy and training seconds, and the one chosen on
-    validation: the fastest within ``RECIPE_TOLERANCE`` of the first's accuracy.
-    ``earlier`` rows (``--add-to``) come first and are not trained again. ``save``
-    gets the rows so far after each run."""
+    """Train each recipe of ``RECIPES`` to the end on each of ``seeds`` (model training
+    and data order; ``None``: the configured seed only; no test set read); return each
+    run's best validation accuracy and training seconds, their means over the seeds, and
+    the recipe chosen on validation (``choose_recipe``). Seeds are the outer loop, so
+    an interrupted run leaves every recipe on the same seeds. ``earlier`` rows
+    (``--add-to``) come first and are not trained again. ``save`` gets the result so far
+    after each run."""
     rows: list[dict[str, Any]] = list(earlier or [])
-    done = {row["recipe"] for row in rows}
-    names = [name for name in only or list(RECIPES) if name not in done]
+    done = {(row["recipe"], row.get("seed")) for row in rows}
+    names = only or list(RECIPES)
+    pending = [
+        (seed, name)
+        for seed in seeds or [None]
+        for name in names
+        if (name, seed) not in done
+    ]
     result: dict[str, Any] = {"env": env, "params": extra, "rows": rows}
-    print(f"{'recipe':<70}{'val. acc.':>10}{'train s':>9}", flush=True)
+    print(f"{'recipe':<70}{'seed':>6}{'val. acc.':>10}{'train s':>9}", flush=True)
     if rows:
         result |= choose_recipe(rows)
         for row in rows:
             print(_recipe_line(row) + "  (earlier run)")
-    for name in names:
-        figures = run_config(
-            env,
-            merged(extra, {"model_training": RECIPES[name]}),
-            speeds=False,
-            report=False,
-        )
-        row = {"recipe": name, "params": RECIPES[name]} | {
+    for seed, name in pending:
+        params = merged(extra, {"model_training": RECIPES[name]})
+        if seed is not None:
+            params = merged(params, {"model_training": {"seed": seed}})
+        figures = run_config(env, params, speeds=False, report=False)
+        row = {"recipe": name, "seed": seed, "params": RECIPES[name]} | {
             k: figures[k]
             for k in (
                 "best_val_accuracy",
@@ -496,14 +504,18 @@ def recipes(
 
 def _recipe_line(row: dict[str, Any]) -> str:
     return (
-        f"{row['recipe']:<70}{row['best_val_accuracy']:>10.4f}{row['training_s']:>9.0f}"
+        f"{row['recipe']:<70}{'' if row.get('seed') is None else row['seed']:>6}"
+        f"{row['best_val_accuracy']:>10.4f}{row['training_s']:>9.0f}"
     )
 
 
-def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
+def earlier_recipes(
+    path: Path, env: str, extra: dict[str, Any], seed: int | None = None
+) -> list[dict]:
     """The rows of an earlier ``--recipes`` run (``--add-to``), refused unless it
     trained the same environment and parameters on a machine of the same kind, so
-    that its rows and new ones compare."""
+    that its rows and new ones compare. Rows from before seeds were recorded trained
+    on the configured one: they get ``seed``."""
     try:
         document = json.loads(path.read_text())
         rows, recorded = document["rows"], document["machine"]
@@ -533,22 +545,60 @@ def earlier_recipes(path: Path, env: str, extra: dict[str, Any]) -> list[dict]:
                 f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differs.items()
             )
         )
-    return rows
+    return [{**row, "seed": row.get("seed", seed)} for row in rows]
+
+
+def recipe_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each recipe's runs (rows) as one: its seeds, and the mean (and standard
+    deviation) of its best validation accuracy and training seconds; in the order the
+    recipes first appear."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row["recipe"], []).append(row)
+    means = []
+    for recipe, its in runs.items():
+        accuracy = [r["best_val_accuracy"] for r in its]
+        means.append(
+            {
+                "recipe": recipe,
+                "seeds": [r.get("seed") for r in its],
+                "best_val_accuracy": statistics.fmean(accuracy),
+                "best_val_accuracy_std": (
+                    statistics.stdev(accuracy) if len(accuracy) > 1 else None
+                ),
+                "training_s": statistics.fmean(r["training_s"] for r in its),
+            }
+        )
+    return means
 
 
 def choose_recipe(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the fastest row whose best validation accuracy is at most
-    ``RECIPE_TOLERANCE`` below the first row's, and the rule that chose it."""
-    floor = rows[0]["best_val_accuracy"] - RECIPE_TOLERANCE
-    fit = [r for r in rows if r["best_val_accuracy"] >= floor - 1e-9]
-    chosen = min(fit, key=lambda r: r["training_s"])
+    """Return each recipe's means over its seeds (``recipe_means``), the fastest recipe
+    whose mean best validation accuracy is at most ``RECIPE_TOLERANCE`` below the first
+    recipe's, and the rule that chose it. Only recipes trained on every seed the first
+    was trained on are compared, on those seeds, so that no recipe is chosen on luckier
+    seeds than the reference's."""
+    reference = recipe_means(rows)[0]
+    seeds = set(reference["seeds"])
+    on_seeds = [r for r in rows if r.get("seed") in seeds]
+    compared = [m for m in recipe_means(on_seeds) if set(m["seeds"]) == seeds]
+    floor = reference["best_val_accuracy"] - RECIPE_TOLERANCE
+    fit = [m for m in compared if m["best_val_accuracy"] >= floor - 1e-9]
+    chosen = min(fit, key=lambda m: m["training_s"])
+    over = (
+        f"; each the mean over seeds {', '.join(map(str, reference['seeds']))}, "
+        "recipes not trained on all of them left out"
+        if len(seeds) > 1
+        else ""
+    )
     return {
         "chosen": chosen["recipe"],
         "rule": (
             "the least training time among the recipes whose best validation "
             f"accuracy is at most {RECIPE_TOLERANCE * 100:g} points below "
-            f"'{rows[0]['recipe']}' ({rows[0]['best_val_accuracy']:.2%})"
+            f"'{reference['recipe']}' ({reference['best_val_accuracy']:.2%}){over}"
         ),
+        "means": recipe_means(rows),
     }
 
 
@@ -633,6 +683,31 @@ def sweep(env: str, specs: list[str], extra: dict[str, Any]) -> dict[str, Any]:
     return {"env": env, "params": extra, "rows": rows}
 
 
+def _recipes_mode(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: dict[str, Any]
+) -> None:
+    """``--recipes``: train them (on ``--recipe-seeds``) and write the result."""
+    unknown = set(args.recipes) - set(RECIPES)
+    if unknown:
+        parser.error(f"unknown recipe(s) {sorted(unknown)}; expected {list(RECIPES)}")
+    output = args.output or stamped("recipes")
+    configured = training_params(args.env, extra).seed
+    earlier = (
+        earlier_recipes(args.add_to, args.env, extra, configured)
+        if args.add_to
+        else None
+    )
+    result = recipes(
+        args.env,
+        extra,
+        args.recipes or None,
+        lambda partial: write(output, "recipes", partial, quiet=True),
+        earlier,
+        args.recipe_seeds or [configured],
+    )
+    write(output, "recipes", result)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="base", help="base, notebook, smoke or gpu")
@@ -650,6 +725,14 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         metavar="JSON",
         help="--recipes: start from an earlier run's rows; train only the others",
+    )
+    parser.add_argument(
+        "--recipe-seeds",
+        nargs="+",
+        type=int,
+        metavar="SEED",
+        help="--recipes: train each on each seed (default: the configured one); "
+        "chosen on the means",
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="--compare budget")
     parser.add_argument("--epochs", type=int, help="--ablation: epochs of each run")
@@ -670,23 +753,12 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(args.project)
     extra = parse_params(args.params)
     print(f"{machine()}", flush=True)
+    if args.recipe_seeds and args.recipes is None:
+        parser.error("--recipe-seeds: only with --recipes")
     if args.sweep:
         write(args.output, "sweep", sweep(args.env, args.sweep, extra))
     elif args.recipes is not None:
-        unknown = set(args.recipes) - set(RECIPES)
-        if unknown:
-            parser.error(
-                f"unknown recipe(s) {sorted(unknown)}; expected {list(RECIPES)}"
-            )
-        output = args.output or stamped("recipes")
-        result = recipes(
-            args.env,
-            extra,
-            args.recipes or None,
-            lambda partial: write(output, "recipes", partial, quiet=True),
-            earlier_recipes(args.add_to, args.env, extra) if args.add_to else None,
-        )
-        write(output, "recipes", result)
+        _recipes_mode(parser, args, extra)
     elif args.compare:
         write(args.output, "compare", compare(args.minutes, extra))
     elif args.ablation is not None:
