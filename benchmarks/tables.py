@@ -371,6 +371,45 @@ def recipes_table() -> str:
     return "\n".join(lines)
 
 
+RECIPE_SEEDS_RESULT = "recipes-seeds-avx512bf16.json"
+
+
+def recipe_seeds_table() -> str:
+    """The recipes trained on several seeds (``benchmark.py --recipes --recipe-seeds``):
+    each seed's best validation accuracy, their mean, and the one chosen on the means.
+    Recipes not trained on every seed of the reference are left out, as the choice
+    leaves them out."""
+    result = _load(RECIPE_SEEDS_RESULT)
+    means = result["means"]
+    seeds = means[0]["seeds"]
+    compared = [m for m in means if sorted(m["seeds"]) == sorted(seeds)]
+    by_run = {(r["recipe"], r["seed"]): r for r in result["rows"]}
+    reference = compared[0]
+    lines = [
+        f"| recipe (10 epochs; {_isa(result)}, {_date(result)}) | "
+        + " | ".join(f"seed {seed}, val. %" for seed in seeds)
+        + " | **mean**, val. % | change, points | training, min (mean) | saved |",
+        "|---|" + "---:|" * (len(seeds) + 4),
+    ]
+    for m in compared:
+        name = m["recipe"]
+        shown = f"**{name}** (chosen)" if name == result["chosen"] else name
+        change = m["best_val_accuracy"] - reference["best_val_accuracy"]
+        saved = 1 - m["training_s"] / reference["training_s"]
+        lines.append(
+            f"| {shown} | "
+            + " | ".join(
+                _pct(by_run[name, seed]["best_val_accuracy"]) for seed in seeds
+            )
+            + f" | **{_pct(m['best_val_accuracy'])}** | "
+            + ("" if m is reference else f"{100 * change:+.2f}")
+            + f" | {m['training_s'] / 60:.1f} | "
+            + ("" if m is reference else f"{saved:.0%}")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def _cap(result: dict[str, Any]) -> str:
     """ ", oneDNN capped at <ISA>" where the run capped it: training_speed.py writes
     the cap beside its machine, benchmark.py inside it; "" where it did not."""
@@ -539,6 +578,7 @@ TABLES = {
     "profile": profile_table,
     "candidates": candidates_table,
     "recipes": recipes_table,
+    "recipe_seeds": recipe_seeds_table,
     "main_job": main_job_table,
 }
 

@@ -14,6 +14,6 @@ if [ -z "${CIFAR10_RAW_PATH:-}" ] && [ -f ../shared/data/cifar10-jpeg.tar.gz ]; 
   export CIFAR10_RAW_PATH
 fi
 .venv/bin/ruff check src tests benchmarks notebooks
-.venv/bin/ruff format --check src tests benchmarks notebooks
+.venv/bin/ruff format --check src tests benchmarks notebooks docs
 # One worker per core (pytest-xdist); `bash scripts/test.sh -n 0` runs in this process.
 exec .venv/bin/python -m pytest -n auto "$@"
