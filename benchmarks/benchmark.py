@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import sys
 import time
@@ -374,7 +375,8 @@ def write(
     path = output or stamped(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "command": f"python benchmarks/{script} " + " ".join(sys.argv[1:]),
+        # Quoted as a shell reads it: recipe names hold spaces.
+        "command": f"python benchmarks/{script} " + shlex.join(sys.argv[1:]),
         "date": _now(),
         "machine": machine(),
         **result,

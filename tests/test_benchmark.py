@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -484,3 +485,12 @@ def test_recipe_seeds_need_recipes(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--recipe-seeds", "0", "1"])
     assert "--recipe-seeds: only with --recipes" in capsys.readouterr().err
+
+
+def test_the_recorded_command_reruns_as_a_shell_reads_it(monkeypatch, tmp_path):
+    benchmark = benchmark_script("benchmark")
+    argv = ["benchmark.py", "--recipes", "full size, validated every epoch"]
+    monkeypatch.setattr(sys, "argv", argv)
+    path = benchmark.write(tmp_path / "r.json", "recipes", {"rows": []}, quiet=True)
+    command = json.loads(path.read_text())["command"]
+    assert shlex.split(command)[2:] == argv[1:]
