@@ -580,7 +580,8 @@ def choose_recipe(rows: list[dict[str, Any]]) -> dict[str, Any]:
     recipe's, and the rule that chose it. Only recipes trained on every seed the first
     was trained on are compared, on those seeds, so that no recipe is chosen on luckier
     seeds than the reference's."""
-    reference = recipe_means(rows)[0]
+    means = recipe_means(rows)
+    reference = means[0]
     seeds = set(reference["seeds"])
     on_seeds = [r for r in rows if r.get("seed") in seeds]
     compared = [m for m in recipe_means(on_seeds) if set(m["seeds"]) == seeds]
@@ -600,7 +601,7 @@ def choose_recipe(rows: list[dict[str, Any]]) -> dict[str, Any]:
             f"accuracy is at most {RECIPE_TOLERANCE * 100:g} points below "
             f"'{reference['recipe']}' ({reference['best_val_accuracy']:.2%}){over}"
         ),
-        "means": recipe_means(rows),
+        "means": means,
     }
 
 
